@@ -1,0 +1,1 @@
+"""harness: experiments, topology, load, chaos, measurement, SLOs and reports of meshchaos."""

@@ -1,0 +1,481 @@
+"""The SLO language and its evaluation (pure: no trio, no I/O).
+
+An objective reads ``METRIC OP VALUE``, for instance ``p99 < 250ms``, ``error_rate < 0.5%``,
+``availability >= 99.5%``, ``throughput >= 190/s`` or ``dropped == 0``. :func:`parse_objective`
+turns the text into an :class:`Objective` whose threshold is normalised (seconds for latencies
+and durations, a fraction for ratios, per second for rates, a plain number for counts), and
+names the character where the text goes wrong when it cannot.
+
+:func:`evaluate` compares an objective with the statistics of one scope (anything that
+satisfies :class:`Measured`) and gives the observed value in the objective's display unit
+(milliseconds, percent, per second, plain). :func:`check_slo` ties parsing, scope naming and
+evaluation into one :class:`SloResult`, the unit of ``summary.json``'s ``slos`` list.
+
+The reference for users is docs/slo.md.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = [
+    "METRICS",
+    "OPERATORS",
+    "SEVERITIES",
+    "Measured",
+    "Objective",
+    "ObjectiveError",
+    "SloResult",
+    "check_slo",
+    "evaluate",
+    "parse_objective",
+    "scope_name",
+]
+
+OPERATORS = ("<", "<=", ">", ">=", "==")
+"""The comparison operators of the language."""
+
+SEVERITIES = ("error", "warn")
+"""An ``error`` SLO that fails fails the run; a ``warn`` SLO that fails is only reported."""
+
+
+@dataclass(frozen=True, slots=True)
+class _MetricSpec:
+    kind: str
+    measured: bool = True
+
+
+# Percentiles (p50, p99.9, p(99.99)) are latency metrics too; they are parsed apart because
+# their name carries a number.
+_METRICS: dict[str, _MetricSpec] = {
+    "mean": _MetricSpec("latency"),
+    "max": _MetricSpec("latency"),
+    "error_rate": _MetricSpec("ratio"),
+    "availability": _MetricSpec("ratio"),
+    "throughput": _MetricSpec("rate"),
+    "dropped": _MetricSpec("count"),
+    "retry_amplification": _MetricSpec("count", measured=False),
+    "ejections": _MetricSpec("count", measured=False),
+    "recovery_time": _MetricSpec("duration", measured=False),
+}
+
+METRICS = ("pNN", *_METRICS)
+"""The metric names of the language; ``pNN`` stands for any percentile (p50, p99.9, p(99.99))."""
+
+# Per unit kind: the units accepted after the number, each as (multiplier, divisor) to the
+# normalised unit (a division by an exact integer keeps 250ms exactly 0.25 s), or None when a
+# bare number is the only form.
+_SECONDS = {"us": (1, 1_000_000), "µs": (1, 1_000_000), "ms": (1, 1000), "s": (1, 1)}
+_UNITS: dict[str, dict[str, tuple[int, int]]] = {
+    "latency": _SECONDS,
+    "duration": {**_SECONDS, "m": (60, 1)},
+    "ratio": {"%": (1, 100)},
+    "rate": {"/s": (1, 1), "/m": (1, 60), "/h": (1, 3600)},
+    "count": {},
+}
+_UNIT_HINTS = {
+    "latency": "needs a unit (us, ms, s), such as 250ms",
+    "duration": "needs a unit (ms, s, m), such as 10s",
+    "ratio": "takes a percentage such as 0.5% or a fraction such as 0.005",
+    "rate": "needs a unit (/s, /m, /h), such as 190/s",
+    "count": "takes a bare number, such as 0 or 1.2",
+}
+# How a normalised value is shown: the factor to the display unit and the unit's suffix.
+_DISPLAY: dict[str, tuple[float, str]] = {
+    "latency": (1000.0, "ms"),
+    "duration": (1.0, "s"),
+    "ratio": (100.0, "%"),
+    "rate": (1.0, "/s"),
+    "count": (1.0, ""),
+}
+
+_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+_PERCENTILE = re.compile(r"p(?:\((?P<paren>[^)]*)\)|(?P<bare>\d+(?:\.\d*)?|\.\d+))")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OPERATOR = re.compile(r"[=!<>]+")
+_UNIT = re.compile(r"%|/\s*[A-Za-z]+|[A-Za-zµ]+")
+_SPACE = re.compile(r"\s*")
+
+
+class ObjectiveError(ValueError):
+    """An objective's text is not ``METRIC OP VALUE``.
+
+    ``column`` is the 1-based character of ``text`` where the problem is, so that a loader can
+    point at the exact column of a YAML file.
+    """
+
+    def __init__(self, reason: str, text: str, column: int) -> None:
+        super().__init__(f"objective {text!r}, character {column}: {reason}")
+        self.reason = reason
+        self.text = text
+        self.column = column
+
+
+@dataclass(frozen=True, slots=True)
+class Objective:
+    """One parsed objective, such as ``p99 < 250ms``.
+
+    ``metric`` is ``"percentile"`` (with ``percentile`` set) or one of the other names of
+    :data:`METRICS`; ``threshold`` is normalised: seconds for ``latency`` and ``duration``, a
+    fraction for ``ratio``, per second for ``rate``, a plain number for ``count``.
+    """
+
+    text: str
+    metric: str
+    percentile: float | None
+    op: str
+    threshold: float
+    unit_kind: str
+
+    @property
+    def label(self) -> str:
+        """The metric as written in canonical form: ``p99.9``, ``error_rate``."""
+        if self.percentile is not None:
+            return f"p{self.percentile:g}"
+        return self.metric
+
+    @property
+    def display_threshold(self) -> float:
+        """The threshold in the display unit (ms, percent, per second, plain)."""
+        return self.threshold * _DISPLAY[self.unit_kind][0]
+
+
+class Measured(Protocol):
+    """The statistics of one scope that objectives are checked against.
+
+    Latencies are milliseconds measured from each request's intended start time; ``error_rate``
+    is ``errors / requests``; ``throughput_rps`` is ``requests / duration_s``.
+    """
+
+    @property
+    def requests(self) -> int:
+        """Requests completed in the scope."""
+
+    @property
+    def errors(self) -> int:
+        """Requests among them that failed."""
+
+    @property
+    def duration_s(self) -> float:
+        """Measured time the scope covers, in seconds."""
+
+    @property
+    def error_rate(self) -> float:
+        """Errors per request, a fraction in [0, 1]."""
+
+    @property
+    def throughput_rps(self) -> float:
+        """Completed requests per second."""
+
+    @property
+    def mean_ms(self) -> float:
+        """Mean latency in milliseconds."""
+
+    @property
+    def max_ms(self) -> float:
+        """Largest latency in milliseconds."""
+
+    def percentile_ms(self, percentile: float) -> float:
+        """Latency at ``percentile`` (in (0, 100)) in milliseconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class SloResult:
+    """The outcome of one SLO: what was asked, where, what was seen and whether it held."""
+
+    name: str
+    objective: str
+    where: Mapping[str, str]
+    scope: str
+    observed: float | None
+    observed_text: str
+    passed: bool
+    severity: str
+    reason: str
+
+    def to_json(self) -> dict[str, object]:
+        """Return the entry of ``summary.json``'s ``slos`` list (``reason`` only when set)."""
+        entry: dict[str, object] = {
+            "name": self.name,
+            "objective": self.objective,
+            "where": dict(self.where),
+            "scope": self.scope,
+            "observed": self.observed,
+            "observed_text": self.observed_text,
+            "passed": self.passed,
+            "severity": self.severity,
+        }
+        if self.reason:
+            entry["reason"] = self.reason
+        return entry
+
+
+class _Scanner:
+    """A cursor over an objective's text that reports errors at its position."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def skip_space(self) -> None:
+        match = _SPACE.match(self.text, self.pos)
+        assert match is not None  # \s* always matches
+        self.pos = match.end()
+
+    def take(self, pattern: re.Pattern[str]) -> re.Match[str] | None:
+        match = pattern.match(self.text, self.pos)
+        if match is not None:
+            self.pos = match.end()
+        return match
+
+    def error(self, reason: str, pos: int | None = None) -> ObjectiveError:
+        return ObjectiveError(reason, self.text, (self.pos if pos is None else pos) + 1)
+
+
+def parse_objective(text: str) -> Objective:
+    """Parse ``METRIC OP VALUE`` (for instance ``p99 < 250ms``) into an :class:`Objective`.
+
+    Raises :class:`ObjectiveError` (a ``ValueError``) naming what is wrong and at which
+    character.
+    """
+    scanner = _Scanner(text)
+    scanner.skip_space()
+    if scanner.pos == len(text):
+        raise scanner.error("empty objective; write METRIC OP VALUE, such as 'p99 < 250ms'")
+    metric, percentile, kind = _parse_metric(scanner)
+    scanner.skip_space()
+    op = _parse_operator(scanner)
+    scanner.skip_space()
+    threshold = _parse_value(scanner, metric, kind)
+    scanner.skip_space()
+    if scanner.pos != len(text):
+        raise scanner.error(f"unexpected {text[scanner.pos :]!r} after the value")
+    return Objective(text, metric, percentile, op, threshold, kind)
+
+
+def _parse_metric(scanner: _Scanner) -> tuple[str, float | None, str]:
+    start = scanner.pos
+    match = scanner.take(_PERCENTILE)
+    if match is not None:
+        return "percentile", _percentile(scanner, match), "latency"
+    if scanner.text.startswith("p(", start):
+        raise scanner.error("unclosed 'p(': write a percentile such as p(99.99)", start)
+    name = scanner.take(_NAME)
+    known = "pNN (p50, p99.9, p(99.99)), " + ", ".join(_METRICS)
+    if name is None:
+        raise scanner.error(f"expected a metric: {known}")
+    if name.group() not in _METRICS:
+        raise scanner.error(f"unknown metric {name.group()!r}; known metrics: {known}", start)
+    return name.group(), None, _METRICS[name.group()].kind
+
+
+def _percentile(scanner: _Scanner, match: re.Match[str]) -> float:
+    group = "bare" if match.group("bare") is not None else "paren"
+    number_start = match.start(group)
+    number = match.group(group).strip()
+    if not _NUMBER.fullmatch(number):
+        raise scanner.error(f"expected a percentile number in p(...), got {number!r}", number_start)
+    percentile = float(number)
+    if not 0 < percentile < 100:
+        raise scanner.error(
+            f"percentile must be in (0, 100), got {number} (use max for the largest value)",
+            number_start,
+        )
+    return percentile
+
+
+def _parse_operator(scanner: _Scanner) -> str:
+    start = scanner.pos
+    match = scanner.take(_OPERATOR)
+    if match is None or match.group() not in OPERATORS:
+        found = f", got {match.group()!r}" if match else ""
+        raise scanner.error(f"expected an operator ({', '.join(OPERATORS)}){found}", start)
+    return match.group()
+
+
+def _parse_value(scanner: _Scanner, metric: str, kind: str) -> float:
+    number_match = scanner.take(_NUMBER)
+    if number_match is None:
+        raise scanner.error("expected a non-negative number")
+    number = float(number_match.group())
+    unit_start = scanner.pos
+    scanner.skip_space()
+    unit_match = scanner.take(_UNIT)
+    if unit_match is None:
+        scanner.pos = unit_start
+        return _bare_value(scanner, metric, kind, number_match)
+    unit = re.sub(r"\s+", "", unit_match.group())
+    units = _UNITS[kind]
+    if unit not in units:
+        subject = _subject(metric, kind)
+        raise scanner.error(f"{subject} {_UNIT_HINTS[kind]}, not {unit!r}", unit_match.start())
+    if kind == "ratio" and number > 100:
+        raise scanner.error(
+            f"a percentage cannot exceed 100%, got {number:g}%", number_match.start()
+        )
+    multiplier, divisor = units[unit]
+    return number * multiplier / divisor
+
+
+def _bare_value(scanner: _Scanner, metric: str, kind: str, number_match: re.Match[str]) -> float:
+    number = float(number_match.group())
+    if kind == "count":
+        return number
+    if kind == "ratio":
+        if number > 1:
+            raise scanner.error(
+                f"a bare number for {metric} is a fraction in [0, 1]; "
+                f"write {number:g}% for percent",
+                number_match.start(),
+            )
+        return number
+    raise scanner.error(f"{_subject(metric, kind)} {_UNIT_HINTS[kind]}")
+
+
+def _subject(metric: str, kind: str) -> str:
+    # Every percentile, mean and max share one wording: "latency objective needs a unit".
+    return "latency objective" if kind == "latency" else f"{metric} objective"
+
+
+_SCOPE_KEYS = ("phase", "service", "edge")
+
+
+def scope_name(where: Mapping[str, str]) -> str:
+    """Name the scope an SLO's ``where`` selects: ``all``, ``phase=fault,service=payments``.
+
+    Keys come in the fixed order phase, service, edge; ``phase: all`` is the default and is
+    left out of the name. An empty ``where`` is ``all`` (the whole measured time at the load
+    target).
+    """
+    unknown = sorted(set(where) - set(_SCOPE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown where key(s) {', '.join(unknown)}; known: phase, service, edge")
+    parts = [
+        f"{key}={where[key]}"
+        for key in _SCOPE_KEYS
+        if key in where and not (key == "phase" and where[key] == "all")
+    ]
+    return ",".join(parts) or "all"
+
+
+# Which side of the threshold an operator accepts: (below, equal, above).
+_ACCEPTS = {
+    "<": (True, False, False),
+    "<=": (True, True, False),
+    "==": (False, True, False),
+    ">=": (False, True, True),
+    ">": (False, False, True),
+}
+
+
+def evaluate(
+    objective: Objective, measured: Measured | None, *, dropped: int = 0
+) -> tuple[float | None, bool, str]:
+    """Check ``objective`` against one scope: return (observed, passed, reason).
+
+    ``observed`` is in the objective's display unit (ms, percent, per second, plain) and is
+    None when nothing could be observed; ``reason`` says why (``not measured yet``, ``no
+    requests in scope``) and is empty otherwise. ``dropped`` counts the requests the load
+    generator could not start on time; it needs no ``measured``.
+    """
+    spec = _METRICS.get(objective.metric)
+    if spec is not None and not spec.measured:
+        return None, False, "not measured yet"
+    if objective.metric == "dropped":
+        observed = float(dropped)
+    elif measured is None or measured.requests == 0:
+        return None, False, "no requests in scope"
+    else:
+        observed = _observe(objective, measured)
+    return observed, _holds(observed, objective.op, objective.display_threshold), ""
+
+
+def _observe(objective: Objective, measured: Measured) -> float:
+    if objective.percentile is not None:
+        return measured.percentile_ms(objective.percentile)
+    match objective.metric:
+        case "mean":
+            return measured.mean_ms
+        case "max":
+            return measured.max_ms
+        case "error_rate":
+            return measured.error_rate * 100
+        case "availability":
+            return (1 - measured.error_rate) * 100
+        case "throughput":
+            return measured.throughput_rps
+    raise AssertionError(f"no observer for metric {objective.metric!r}")
+
+
+def _holds(observed: float, op: str, threshold: float) -> bool:
+    # Values within a relative 1e-9 count as equal, so that unit conversions (250ms written,
+    # 0.25 s stored, 250.0 ms observed) never flip a boundary.
+    if math.isclose(observed, threshold, rel_tol=1e-9, abs_tol=1e-12):
+        side = 1
+    else:
+        side = 0 if observed < threshold else 2
+    return _ACCEPTS[op][side]
+
+
+def _format_observed(observed: float | None, objective: Objective) -> str:
+    """Format like ``41.3ms``, ``0.12%``, ``49.8/s``, with the digits needed to tell it apart.
+
+    Three significant digits, and more while the text would read the same as the threshold
+    (or, for a ratio, as 0% or 100%) that the value is not: ``250.07ms`` failing ``<= 250ms``
+    must not be shown as ``250ms``.
+    """
+    if observed is None:
+        return "n/a"
+    suffix = _DISPLAY[objective.unit_kind][1]
+    references = [objective.display_threshold]
+    if objective.unit_kind == "ratio":
+        references += [0.0, 100.0]
+    decimals = 0 if observed == 0 else max(0, 2 - math.floor(math.log10(abs(observed))))
+    while decimals < 6 and any(
+        observed != reference and round(observed, decimals) == round(reference, decimals)
+        for reference in references
+    ):
+        decimals += 1
+    text = f"{observed:.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text + suffix
+
+
+def check_slo(
+    name: str | None,
+    objective_text: str,
+    where: Mapping[str, str],
+    severity: str,
+    measured: Measured | None,
+    *,
+    dropped: int = 0,
+) -> SloResult:
+    """Parse, scope and evaluate one SLO into a :class:`SloResult`.
+
+    ``measured`` is the statistics of the scope ``where`` selects (None when the scope saw
+    nothing). Without a ``name`` the SLO is named by its objective, plus its scope when that is
+    not ``all``. Raises ``ValueError`` for a bad objective, ``where`` or ``severity``.
+    """
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {severity!r}")
+    objective = parse_objective(objective_text)
+    scope = scope_name(where)
+    if not name:
+        name = objective_text if scope == "all" else f"{objective_text} ({scope})"
+    observed, passed, reason = evaluate(objective, measured, dropped=dropped)
+    return SloResult(
+        name=name,
+        objective=objective_text,
+        where=dict(where),
+        scope=scope,
+        observed=observed,
+        observed_text=_format_observed(observed, objective),
+        passed=passed,
+        severity=severity,
+        reason=reason,
+    )

@@ -1,0 +1,1 @@
+"""Trio layers: one small async wrapper around one policy object each."""

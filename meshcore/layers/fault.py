@@ -1,0 +1,91 @@
+"""The fault layer: delays and aborts injected at runtime through the admin API.
+
+The same layer class sits at up to three places (see :mod:`meshcore.sidecar`): inbound,
+server-side (the replica itself misbehaves); outbound at request level (Istio's fault filter,
+before retries); outbound at attempt level (below retries, like a network fault). The
+:class:`FaultTable` says which rules apply where; :func:`~meshcore.policy.faults.decide_faults`
+decides, this layer only sleeps and answers.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import trio
+
+from meshcore.layers.base import Service
+from meshcore.model import Request, Response
+from meshcore.policy.faults import FaultRule, decide_faults
+
+__all__ = ["FaultLayer", "FaultTable"]
+
+
+class FaultTable:
+    """The runtime faults of one sidecar, by name, in the order they were added."""
+
+    def __init__(self) -> None:
+        self._rules: dict[str, FaultRule] = {}
+        self.delays_injected = 0
+        self.aborts_injected = 0
+
+    def add(self, rule: FaultRule) -> None:
+        """Add ``rule``, replacing a rule of the same name."""
+        self._rules.pop(rule.name, None)
+        self._rules[rule.name] = rule
+
+    def remove(self, name: str) -> bool:
+        """Remove the rule called ``name``; tell whether there was one."""
+        return self._rules.pop(name, None) is not None
+
+    def clear(self) -> None:
+        """Remove every rule."""
+        self._rules.clear()
+
+    def rules(self) -> tuple[FaultRule, ...]:
+        """Return every rule, oldest first."""
+        return tuple(self._rules.values())
+
+    def inbound(self) -> tuple[FaultRule, ...]:
+        """Return the server-side rules (those without a destination)."""
+        return tuple(r for r in self._rules.values() if r.destination is None)
+
+    def outbound(self, destination: str, level: str) -> tuple[FaultRule, ...]:
+        """Return the edge rules for ``destination`` at ``level`` (attempt or request)."""
+        return tuple(
+            r for r in self._rules.values() if r.destination == destination and r.level == level
+        )
+
+
+class FaultLayer:
+    """Delays and/or aborts requests as the applicable rules decide.
+
+    A delayed request is flagged ``DI`` and an aborted one ``FI``, as Envoy does.
+    """
+
+    def __init__(
+        self,
+        inner: Service,
+        table: FaultTable,
+        select: Callable[[Request], tuple[FaultRule, ...]],
+        rng: random.Random,
+    ) -> None:
+        self.inner = inner
+        self._table = table
+        self._select = select
+        self._rng = rng
+
+    async def __call__(self, request: Request) -> Response:
+        """Apply the faults that fire for ``request``, then pass it on unless aborted."""
+        decision = decide_faults(self._select(request), self._rng)
+        if not decision.injected:
+            return await self.inner(request)
+        if decision.delay_s > 0:
+            self._table.delays_injected += 1
+            await trio.sleep(decision.delay_s)
+        if decision.abort_status is not None:
+            self._table.aborts_injected += 1
+            response = Response.local(decision.abort_status, "fault filter abort\n", "FI")
+        else:
+            response = await self.inner(request)
+        return response.with_flag("DI") if decision.delay_s > 0 else response

@@ -1,0 +1,98 @@
+"""The outermost layer: request ids, metrics and the access log.
+
+It sits first in both stacks so that it sees every request, including those that later
+layers answer by themselves (404 ``NR``, 503 ``UH``, injected aborts), and so that the
+duration it records is what the caller experienced.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from meshcore.layers.base import Service
+from meshcore.model import Request, Response
+from meshcore.telemetry import RequestRecord, SidecarTelemetry
+
+__all__ = ["SOURCE_HEADER", "AccessLogSink", "TelemetryLayer"]
+
+# The calling workload's name, added by the outbound sidecar. It stands in for Istio's peer
+# metadata exchange until mTLS carries the identity in the certificate.
+SOURCE_HEADER = "x-meshchaos-source"
+
+AccessLogSink = Callable[[dict[str, Any]], None]
+
+
+class TelemetryLayer:
+    """Ensures ``x-request-id``, records metrics and writes one access-log entry per request.
+
+    ``reporter`` is ``"source"`` for the outbound stack and ``"destination"`` for the inbound
+    one, as in Istio's metric labels. Request ids come from the sidecar's seeded RNG, so a
+    simulated run is reproducible down to its ids.
+    """
+
+    def __init__(
+        self,
+        inner: Service,
+        *,
+        workload: str,
+        reporter: str,
+        telemetry: SidecarTelemetry,
+        access_log: AccessLogSink | None,
+        rng: random.Random,
+    ) -> None:
+        self.inner = inner
+        self._workload = workload
+        self._reporter = reporter
+        self._telemetry = telemetry
+        self._access_log = access_log
+        self._rng = rng
+
+    async def __call__(self, request: Request) -> Response:
+        """Pass ``request`` on and account for it."""
+        request_id = request.header("x-request-id")
+        if request_id is None:
+            request_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+            request = request.with_header("x-request-id", request_id)
+        if self._reporter == "source":
+            request = request.with_header(SOURCE_HEADER, self._workload)
+            source = self._workload
+        else:
+            source = request.header(SOURCE_HEADER) or "unknown"
+        started = trio.current_time()
+        response = await self.inner(request)
+        duration_s = trio.current_time() - started
+        destination = request.host if self._reporter == "source" else self._workload
+        self._telemetry.record(
+            RequestRecord(
+                reporter=self._reporter,
+                source=source,
+                destination=destination or "unknown",
+                status=response.status,
+                flags=response.flags,
+                duration_s=duration_s,
+                request_bytes=len(request.body),
+                response_bytes=len(response.body),
+            )
+        )
+        if self._access_log is not None:
+            self._access_log(
+                {
+                    "start_time": round(started, 6),
+                    "reporter": self._reporter,
+                    "method": request.method,
+                    "path": request.target,
+                    "response_code": response.status,
+                    "response_flags": ",".join(response.flags) or "-",
+                    "upstream_host": response.upstream or "-",
+                    "duration_ms": round(duration_s * 1000, 3),
+                    "x_request_id": request_id,
+                    "source": source,
+                    "destination": destination,
+                }
+            )
+        return response

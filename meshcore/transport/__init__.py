@@ -1,0 +1,1 @@
+"""The edge: networks, HTTP/1.1 framing and upstream connection pools."""

@@ -1,0 +1,116 @@
+"""The open-loop schedule and generator, in virtual time over the memory network."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+import trio
+
+from harness.experiment import LoadSpec, Stage
+from harness.load import OpenLoopGenerator, Sample, arrival_offsets
+from meshcore.model import Endpoint, Request, Response
+from meshcore.transport.http1 import serve_http
+from meshcore.transport.memory import MemoryNetwork
+
+TARGET = Endpoint("frontend", 80)
+
+
+def _load(rate: float, seconds: float, **extra: object) -> LoadSpec:
+    return LoadSpec(target="frontend", stages=(Stage(seconds, rate),), start_rate_per_s=rate,
+                    **extra)  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_constant_arrivals_are_evenly_spaced() -> None:
+    offsets = list(arrival_offsets(_load(10, 2), 2.0, random.Random(0)))
+    assert len(offsets) == 20
+    assert offsets == pytest.approx([i / 10 for i in range(20)])
+
+
+def test_poisson_arrivals_have_the_right_mean_rate_and_are_seeded() -> None:
+    offsets = list(arrival_offsets(_load(1000, 10, arrival="poisson"), 10.0, random.Random(4)))
+    assert 9700 < len(offsets) < 10300
+    gaps = [b - a for a, b in itertools.pairwise(offsets)]
+    assert len(set(round(g, 9) for g in gaps)) > 1000  # not evenly spaced
+    again = list(arrival_offsets(_load(1000, 10, arrival="poisson"), 10.0, random.Random(4)))
+    assert again == offsets
+
+
+def test_a_ramp_follows_the_stages() -> None:
+    ramp = LoadSpec(target="x", stages=(Stage(10, 100),), start_rate_per_s=0)
+    offsets = list(arrival_offsets(ramp, 10.0, random.Random(0)))
+    first_half = sum(1 for t in offsets if t < 5)
+    # A linear ramp from 0 to 100/s sends a quarter of its ~500 requests in the first half.
+    assert 110 < first_half < 140
+    assert 480 < len(offsets) < 520
+
+
+async def _run(
+    load: LoadSpec, service_time_s: float, duration_s: float
+) -> tuple[list[Sample], list[float]]:
+    network = MemoryNetwork()
+    samples: list[Sample] = []
+    dropped: list[float] = []
+
+    async def app(request: Request) -> Response:
+        await trio.sleep(service_time_s)
+        return Response(200, body=b"ok")
+
+    async def handler(stream: trio.abc.Stream) -> None:
+        await serve_http(stream, app)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(network.serve, TARGET, handler)
+        generator = OpenLoopGenerator(
+            load, [TARGET], network, random.Random(0), samples.append, dropped.append
+        )
+        await generator.run(duration_s, drain_s=5)
+        nursery.cancel_scope.cancel()
+    return samples, dropped
+
+
+async def test_every_request_starts_on_time_against_a_fast_server(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    samples, dropped = await _run(_load(100, 1, connections=8), 0.05, 1.0)
+    assert dropped == []
+    assert len(samples) == 100
+    assert all(s.outcome == "2xx" for s in samples)
+    assert all(s.lag_s == pytest.approx(0, abs=1e-9) for s in samples)
+    assert all(s.latency_s == pytest.approx(0.05, abs=1e-9) for s in samples)
+
+
+async def test_a_saturated_server_shows_in_latency_and_drops_not_in_the_schedule(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # 10 connections, 1 s per request, 100 requests a second: 10 get in each second.
+    samples, dropped = await _run(_load(100, 2, connections=10), 1.0, 2.0)
+    assert len(samples) == 20
+    assert len(dropped) == 180
+    sent_at = sorted(s.intended_s for s in samples)
+    assert sent_at[:10] == pytest.approx([i / 100 for i in range(10)])
+    assert all(s.latency_s == pytest.approx(1.0, abs=1e-9) for s in samples)
+
+
+async def test_requests_still_in_flight_after_the_drain_are_timeouts(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    samples, dropped = await _run(_load(10, 1, connections=64), 60.0, 1.0)
+    assert dropped == []
+    assert len(samples) == 10
+    assert all(s.outcome == "timeout" and s.error for s in samples)
+    # Abandoned when the 5 s drain ended, 1 s after the load started.
+    latest = max(samples, key=lambda s: s.intended_s)
+    assert latest.latency_s == pytest.approx(6.0 - latest.intended_s, abs=1e-9)
+
+
+async def test_connection_refused_is_an_error(autojump_clock: trio.abc.Clock) -> None:
+    network = MemoryNetwork()
+    samples: list[Sample] = []
+    generator = OpenLoopGenerator(
+        _load(10, 1), [TARGET], network, random.Random(0), samples.append, lambda _: None
+    )
+    await generator.run(1.0)
+    assert {s.outcome for s in samples} == {"connect"}
+    assert len(samples) == 10

@@ -1,0 +1,335 @@
+"""The SLO language: parsing, evaluation at every operator's boundary, scopes and results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from hdrh.histogram import HdrHistogram
+
+from harness.slo import (
+    Objective,
+    ObjectiveError,
+    check_slo,
+    evaluate,
+    parse_objective,
+    scope_name,
+)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A scope's statistics backed by a real HDR histogram of microsecond latencies."""
+
+    latencies_us: tuple[int, ...] = ()
+    errors: int = 0
+    duration_s: float = 1.0
+    histogram: HdrHistogram = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        histogram = HdrHistogram(1, 3_600_000_000, 3)
+        for value in self.latencies_us:
+            assert histogram.record_value(value)
+        object.__setattr__(self, "histogram", histogram)
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies_us)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests
+
+    @property
+    def throughput_rps(self) -> float:
+        return self.requests / self.duration_s
+
+    @property
+    def mean_ms(self) -> float:
+        return float(self.histogram.get_mean_value()) / 1000
+
+    @property
+    def max_ms(self) -> float:
+        return float(self.histogram.get_max_value()) / 1000
+
+    def percentile_ms(self, percentile: float) -> float:
+        return float(self.histogram.get_value_at_percentile(percentile)) / 1000
+
+
+def requests(
+    count: int, latency_us: int = 1000, *, errors: int = 0, duration_s: float = 1.0
+) -> Stats:
+    return Stats((latency_us,) * count, errors=errors, duration_s=duration_s)
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "metric", "percentile", "op", "threshold", "kind"),
+    [
+        ("p99 < 250ms", "percentile", 99.0, "<", 0.25, "latency"),
+        ("p99 < 250 ms", "percentile", 99.0, "<", 0.25, "latency"),
+        ("  p99.9<=500us ", "percentile", 99.9, "<=", 0.0005, "latency"),
+        ("p(99.99) < 1.5s", "percentile", 99.99, "<", 1.5, "latency"),
+        ("p50 >= 1ms", "percentile", 50.0, ">=", 0.001, "latency"),
+        ("mean < 20ms", "mean", None, "<", 0.02, "latency"),
+        ("max <= 2s", "max", None, "<=", 2.0, "latency"),
+        ("error_rate < 0.5%", "error_rate", None, "<", 0.005, "ratio"),
+        ("error_rate < 0.005", "error_rate", None, "<", 0.005, "ratio"),
+        ("availability >= 99.5%", "availability", None, ">=", 0.995, "ratio"),
+        ("throughput >= 190/s", "throughput", None, ">=", 190.0, "rate"),
+        ("throughput > 600 / m", "throughput", None, ">", 10.0, "rate"),
+        ("dropped == 0", "dropped", None, "==", 0.0, "count"),
+        ("retry_amplification <= 1.2", "retry_amplification", None, "<=", 1.2, "count"),
+        ("ejections <= 2", "ejections", None, "<=", 2.0, "count"),
+        ("recovery_time < 10s", "recovery_time", None, "<", 10.0, "duration"),
+        ("recovery_time < 1m", "recovery_time", None, "<", 60.0, "duration"),
+    ],
+)
+def test_parse_valid(
+    text: str, metric: str, percentile: float | None, op: str, threshold: float, kind: str
+) -> None:
+    objective = parse_objective(text)
+    assert objective == Objective(text, metric, percentile, op, objective.threshold, kind)
+    assert objective.threshold == pytest.approx(threshold, rel=1e-12)
+
+
+def test_label_and_display_threshold() -> None:
+    assert parse_objective("p(99.90) < 1s").label == "p99.9"
+    assert parse_objective("p99 < 1s").display_threshold == 1000.0
+    assert parse_objective("error_rate < 0.5%").label == "error_rate"
+    assert parse_objective("error_rate < 0.5%").display_threshold == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "message"),
+    [
+        ("p99 < 250", 10, "latency objective needs a unit (us, ms, s)"),
+        ("mean < 3", 9, "latency objective needs a unit"),
+        ("p101 < 1ms", 2, "percentile must be in (0, 100), got 101"),
+        ("p0 < 1ms", 2, "percentile must be in (0, 100)"),
+        ("p(100) < 1ms", 3, "percentile must be in (0, 100)"),
+        ("p(abc) < 1ms", 3, "expected a percentile number in p(...)"),
+        ("p(99 < 1ms", 1, "unclosed 'p('"),
+        ("latency < 1ms", 1, "unknown metric 'latency'; known metrics: pNN"),
+        ("< 1ms", 1, "expected a metric"),
+        ("p99 = 1ms", 5, "expected an operator (<, <=, >, >=, ==), got '='"),
+        ("p99 <== 1ms", 5, "got '<=='"),
+        ("p99", 4, "expected an operator"),
+        ("p99 < ms", 7, "expected a non-negative number"),
+        ("p99 < -1ms", 7, "expected a non-negative number"),
+        ("p99 < 1kg", 8, "not 'kg'"),
+        ("p99 < 1ms extra", 11, "unexpected 'extra' after the value"),
+        ("error_rate < 5", 14, "a bare number for error_rate is a fraction in [0, 1]; write 5%"),
+        ("error_rate < 101%", 14, "a percentage cannot exceed 100%"),
+        ("availability > 99.9ms", 20, "availability objective takes a percentage"),
+        ("throughput > 100", 17, "throughput objective needs a unit (/s, /m, /h)"),
+        ("dropped == 1ms", 13, "dropped objective takes a bare number"),
+        ("recovery_time < 10", 19, "recovery_time objective needs a unit"),
+        ("", 1, "empty objective"),
+    ],
+)
+def test_parse_invalid(text: str, column: int, message: str) -> None:
+    with pytest.raises(ObjectiveError) as caught:
+        parse_objective(text)
+    assert message in caught.value.reason
+    assert caught.value.column == column
+    assert str(caught.value).startswith(f"objective {text!r}, character {column}: ")
+
+
+def test_objective_error_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="unknown metric"):
+        parse_objective("latency < 1ms")
+
+
+def test_unknown_metric_lists_the_known_ones() -> None:
+    with pytest.raises(ObjectiveError) as caught:
+        parse_objective("latency < 1ms")
+    for name in ("p99.9", "mean", "max", "error_rate", "availability", "throughput", "dropped"):
+        assert name in caught.value.reason
+
+
+# --- evaluation ----------------------------------------------------------------------------
+
+BELOW, EQUAL, ABOVE = 0, 1, 2
+ACCEPTS = {
+    "<": (True, False, False),
+    "<=": (True, True, False),
+    "==": (False, True, False),
+    ">=": (False, True, True),
+    ">": (False, False, True),
+}
+
+
+@pytest.mark.parametrize("op", ACCEPTS)
+@pytest.mark.parametrize(
+    ("side", "latency_us"), [(BELOW, 999), (EQUAL, 1000), (ABOVE, 1001)], ids=str
+)
+def test_latency_boundaries(op: str, side: int, latency_us: int) -> None:
+    # Values below 2048 us are exact in a 3-significant-digit histogram.
+    stats = requests(100, latency_us)
+    for text in (f"p99 {op} 1ms", f"p99 {op} 1000us", f"p99 {op} 0.001s", f"max {op} 1ms"):
+        observed, passed, reason = evaluate(parse_objective(text), stats)
+        assert observed == latency_us / 1000
+        assert passed is ACCEPTS[op][side], text
+        assert reason == ""
+
+
+@pytest.mark.parametrize("op", ACCEPTS)
+@pytest.mark.parametrize(("side", "errors"), [(BELOW, 0), (EQUAL, 1), (ABOVE, 2)], ids=str)
+def test_error_rate_boundaries(op: str, side: int, errors: int) -> None:
+    stats = requests(200, errors=errors)  # one error in 200 is exactly 0.5 %
+    for text in (f"error_rate {op} 0.5%", f"error_rate {op} 0.005"):
+        observed, passed, _ = evaluate(parse_objective(text), stats)
+        assert observed == pytest.approx(errors / 2)
+        assert passed is ACCEPTS[op][side], text
+
+
+@pytest.mark.parametrize("op", ACCEPTS)
+@pytest.mark.parametrize(("side", "errors"), [(BELOW, 2), (EQUAL, 1), (ABOVE, 0)], ids=str)
+def test_availability_boundaries(op: str, side: int, errors: int) -> None:
+    observed, passed, _ = evaluate(
+        parse_objective(f"availability {op} 99.5%"), requests(200, errors=errors)
+    )
+    assert observed == pytest.approx(100 - errors / 2)
+    assert passed is ACCEPTS[op][side]
+
+
+@pytest.mark.parametrize("op", ACCEPTS)
+@pytest.mark.parametrize(("side", "count"), [(BELOW, 499), (EQUAL, 500), (ABOVE, 501)], ids=str)
+def test_throughput_boundaries(op: str, side: int, count: int) -> None:
+    stats = requests(count, duration_s=10.0)
+    for text in (f"throughput {op} 50/s", f"throughput {op} 3000/m"):
+        observed, passed, _ = evaluate(parse_objective(text), stats)
+        assert observed == count / 10
+        assert passed is ACCEPTS[op][side], text
+
+
+@pytest.mark.parametrize("op", ACCEPTS)
+@pytest.mark.parametrize(("side", "dropped"), [(BELOW, 2), (EQUAL, 3), (ABOVE, 4)], ids=str)
+def test_dropped_boundaries_need_no_requests(op: str, side: int, dropped: int) -> None:
+    objective = parse_objective(f"dropped {op} 3")
+    assert evaluate(objective, None, dropped=dropped) == (dropped, ACCEPTS[op][side], "")
+    assert evaluate(objective, requests(0), dropped=dropped) == (dropped, ACCEPTS[op][side], "")
+
+
+def test_percentiles_and_mean_come_from_the_histogram() -> None:
+    stats = Stats(tuple(range(10, 1010, 10)))  # 10 us .. 1000 us
+    assert evaluate(parse_objective("p50 < 1ms"), stats)[0] == 0.5
+    assert evaluate(parse_objective("p(99.99) < 1ms"), stats) == (1.0, False, "")
+    assert evaluate(parse_objective("mean < 1ms"), stats)[0] == pytest.approx(0.505)
+
+
+@pytest.mark.parametrize("measured", [None, requests(0)], ids=["none", "empty"])
+@pytest.mark.parametrize(
+    "text", ["p99 < 1s", "mean < 1s", "error_rate < 1%", "availability > 1%", "throughput > 0/s"]
+)
+def test_a_scope_without_requests_fails(measured: Stats | None, text: str) -> None:
+    assert evaluate(parse_objective(text), measured) == (None, False, "no requests in scope")
+
+
+@pytest.mark.parametrize(
+    "text", ["retry_amplification <= 1.2", "ejections == 0", "recovery_time < 10s"]
+)
+def test_metrics_not_measured_yet_fail_with_a_reason(text: str) -> None:
+    assert evaluate(parse_objective(text), requests(10)) == (None, False, "not measured yet")
+
+
+# --- scopes --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("where", "name"),
+    [
+        ({}, "all"),
+        ({"phase": "all"}, "all"),
+        ({"phase": "fault"}, "phase=fault"),
+        ({"service": "payments", "phase": "fault"}, "phase=fault,service=payments"),
+        ({"edge": "checkout->payments"}, "edge=checkout->payments"),
+        ({"phase": "all", "service": "payments"}, "service=payments"),
+        (
+            {"edge": "a->b", "service": "b", "phase": "recovery"},
+            "phase=recovery,service=b,edge=a->b",
+        ),
+    ],
+)
+def test_scope_name(where: dict[str, str], name: str) -> None:
+    assert scope_name(where) == name
+
+
+def test_scope_name_refuses_unknown_keys() -> None:
+    with pytest.raises(ValueError, match="unknown where key"):
+        scope_name({"replica": "payments/1"})
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+def test_check_slo_failed_latency() -> None:
+    result = check_slo(
+        "checkout p99 under fault",
+        "p99 < 25ms",
+        {"phase": "fault"},
+        "error",
+        requests(10, 41_300),
+    )
+    assert result.scope == "phase=fault"
+    assert result.observed == pytest.approx(41.311)  # the histogram's bucket of 41.3 ms
+    assert result.observed_text == "41.3ms"
+    assert not result.passed
+    assert result.to_json() == {
+        "name": "checkout p99 under fault",
+        "objective": "p99 < 25ms",
+        "where": {"phase": "fault"},
+        "scope": "phase=fault",
+        "observed": result.observed,
+        "observed_text": "41.3ms",
+        "passed": False,
+        "severity": "error",
+    }
+
+
+def test_check_slo_reason_goes_into_json() -> None:
+    result = check_slo("recovers", "recovery_time < 10s", {}, "warn", requests(1))
+    assert result.observed_text == "n/a"
+    assert result.to_json()["reason"] == "not measured yet"
+    assert result.to_json()["observed"] is None
+
+
+@pytest.mark.parametrize(
+    ("objective", "stats", "text"),
+    [
+        ("error_rate < 1%", requests(800, errors=1), "0.125%"),
+        ("throughput > 1/s", requests(498, duration_s=10.0), "49.8/s"),
+        ("dropped == 0", requests(1), "0"),
+        ("mean < 1s", requests(3, 2000), "2ms"),
+        # Digits are added until the text differs from the threshold (and, for a ratio, from
+        # 100%): 99.9975% never reads as 100% or 99.999%, 10.01% never as 10%.
+        ("availability >= 99.999%", requests(40_000, errors=1), "99.997%"),
+        ("error_rate <= 10%", requests(10_000, errors=1001), "10.01%"),
+        ("availability >= 99%", requests(100_000, errors=1), "99.999%"),
+    ],
+)
+def test_observed_text(objective: str, stats: Stats, text: str) -> None:
+    assert check_slo("x", objective, {}, "error", stats).observed_text == text
+
+
+def test_observed_text_differs_from_the_threshold_it_fails() -> None:
+    result = check_slo("x", "p99 <= 250ms", {}, "error", requests(5, 250_100))
+    assert not result.passed
+    assert result.observed_text == "250.1ms"  # not the "250ms" that 3 digits would give
+
+
+def test_check_slo_default_name_mentions_the_scope() -> None:
+    stats = requests(1)
+    assert check_slo(None, "p99 < 1s", {}, "error", stats).name == "p99 < 1s"
+    where = {"phase": "fault"}
+    assert check_slo("", "p99 < 1s", where, "error", stats).name == "p99 < 1s (phase=fault)"
+
+
+def test_check_slo_refuses_bad_input() -> None:
+    with pytest.raises(ValueError, match="severity must be one of error, warn"):
+        check_slo("x", "p99 < 1s", {}, "fatal", requests(1))
+    with pytest.raises(ObjectiveError):
+        check_slo("x", "p99 < 1", {}, "error", requests(1))
