@@ -4,7 +4,7 @@ An experiment file (DESIGN.md 4.2, docs/experiments.md) describes a synthetic to
 mesh policy between its services, the load driven at it, the faults injected on a schedule and
 the SLOs it must keep. Loading happens in three steps:
 
-1. PyYAML composes the text into nodes; :func:`_to_plain` turns them into plain Python values
+1. PyYAML composes the text into nodes; :class:`_PlainConverter` turns them into plain values
    while a :class:`SourceMap` remembers where every key and value sits.
 2. :class:`_ExperimentReader` reads the model with :class:`~meshcore.fields.FieldReader`, which
    records every problem with its path instead of stopping at the first one, and cross-checks
@@ -751,6 +751,8 @@ class _ExperimentReader:
         metadata.finish()
         if not top.has("spec"):
             top.problem(("spec",), "spec: required field is missing")
+            top.finish()
+            return None
         spec = top.child("spec")
         seed = spec.take("seed", int_at_least(0), default=1)
         mode = spec.take("mode", one_of("real", "simulate"), default=None)

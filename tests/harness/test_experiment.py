@@ -718,3 +718,16 @@ def test_the_quickstart_loads() -> None:
     exp = load_experiment(path)
     assert exp.warnings == ()
     assert [s.name for s in exp.services] == ["frontend", "backend"]
+
+
+def test_a_recursive_alias_is_refused() -> None:
+    assert errors(edit("  name: tiny", "  name: tiny\n  x: &loop [1, *loop]")) == [
+        "exp.yaml:5:3: unknown field 'x'; known fields: description, name",
+        "exp.yaml:5:6: a recursive alias: a value cannot contain itself",
+    ]
+
+
+def test_only_the_top_is_reported_without_a_spec() -> None:
+    assert errors("apiVersion: meshchaos/v1\nkind: Experiment\nmetadata: {name: x}\n") == [
+        "exp.yaml:1:1: spec: required field is missing",
+    ]

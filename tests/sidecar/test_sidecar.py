@@ -125,3 +125,32 @@ async def test_unreachable_endpoint_is_503_uf(autojump_clock: trio.abc.Clock) ->
         assert response.status == 503
         assert b"connection failure" in response.body
         nursery.cancel_scope.cancel()
+
+
+async def test_admin_metrics_config_and_bad_faults(autojump_clock: trio.abc.Clock) -> None:
+    network = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        _, addresses = await _start(nursery, network)
+        assert addresses.outbound is not None
+        await request_once(network, addresses.outbound, Request("GET", "/", (("host", "backend"),)))
+        metrics = await request_once(network, addresses.admin, Request("GET", "/metrics"))
+        assert metrics.status == 200
+        assert (
+            b'istio_requests_total{connection_security_policy="none",destination_service_name='
+            b'"backend",destination_workload="backend",reporter="source",response_code="200",'
+            b'response_flags="-",source_workload="frontend"} 1.0'
+        ) in metrics.body
+        assert b"istio_request_duration_milliseconds_bucket" in metrics.body
+        config = json.loads(
+            (await request_once(network, addresses.admin, Request("GET", "/config"))).body
+        )
+        assert config["policies"]["backend"]["load_balancer"] == "LEAST_REQUEST"
+        bad = {"name": "x", "delay": {"fixed": "soon"}}
+        refused = await request_once(
+            network, addresses.admin, Request("POST", "/faults", body=json.dumps(bad).encode())
+        )
+        assert refused.status == 400
+        assert b"delay.fixed" in refused.body
+        listed = await request_once(network, addresses.admin, Request("GET", "/faults"))
+        assert json.loads(listed.body) == []
+        nursery.cancel_scope.cancel()
