@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress, only the verdict")
     validate = commands.add_parser("validate", help="check an experiment file without running")
     validate.add_argument("file", type=Path)
+    load = commands.add_parser("load", help="open-loop load at one URL on 127.0.0.1 (like wrk2)")
+    from harness.loadcmd import add_arguments as add_load_arguments
+
+    add_load_arguments(load)
+    load.add_argument("--seed", type=int, default=1, help="seed of the arrival draws")
     proxy = commands.add_parser("proxy", help="run one standalone sidecar")
     proxy.add_argument("--config", required=True, type=Path)
     return parser
@@ -50,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = _run(args)
     elif args.command == "validate":
         code = _validate(args.file)
+    elif args.command == "load":
+        from harness.loadcmd import run_command
+
+        code = run_command(args)
     else:
         from meshcore.standalone import run_standalone
 

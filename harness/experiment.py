@@ -214,6 +214,8 @@ class LoadSpec:
     arrival: str = "constant"  # constant | poisson
     connections: int = 64
     start_rate_per_s: float = 0.0
+    mode: str = "open"  # open | closed (closed: `connections` users, no rate)
+    think_time_s: float = 0.0  # closed loop only: the pause between a user's requests
 
     @property
     def duration_s(self) -> float:
@@ -981,7 +983,19 @@ class _ExperimentReader:
         elif target is not None:
             self.edges.add((LOADGEN, target))
         requests = self.read_requests(load)
-        stages, start_rate = self.read_stages(load, warmup_s, duration_s)
+        mode = load.take("mode", one_of("open", "closed"), default="open")
+        think_time_s = 0.0
+        stages: tuple[Stage, ...]
+        if mode == "closed":
+            for key in ("rate", "stages", "startRate", "arrival"):
+                if load.has(key):
+                    self.problem((*load.path, key), f"{key}: a closed-loop load has no rate")
+            stages, start_rate = (), 0.0
+            think_time_s = load.take("thinkTime", parse_duration, default=0.0)
+        else:
+            if load.has("thinkTime"):
+                self.problem((*load.path, "thinkTime"), "thinkTime applies to mode: closed")
+            stages, start_rate = self.read_stages(load, warmup_s, duration_s)
         result = LoadSpec(
             target=target,
             requests=requests,
@@ -989,6 +1003,8 @@ class _ExperimentReader:
             arrival=load.take("arrival", one_of("constant", "poisson"), default="constant"),
             connections=load.take("connections", int_at_least(1), default=64),
             start_rate_per_s=start_rate,
+            mode=mode,
+            think_time_s=think_time_s,
         )
         load.finish()
         return result

@@ -7,8 +7,9 @@ a request whose time has come starts at once on a free connection, so a slow ser
 slow the generator down and hide its own slowness (coordinated omission). Latency counts from
 the intended time; the uncorrected latency (from the actual send) and the generator's lag
 (actual minus intended send time) are reported beside it. When every one of the
-``connections`` is busy, the request is counted as ``dropped`` (k6's dropped_iterations),
-never queued out of sight.
+``connections`` is busy, a due request waits for one (its wait counts in its latency);
+requests never sent by the end of the drain are counted as ``dropped`` (k6's
+dropped_iterations), never lost out of sight.
 
 The client is meshcore's h11 client on raw connections, not httpx (DESIGN.md 7).
 """
@@ -29,7 +30,15 @@ from meshcore.model import Endpoint, Request
 from meshcore.transport.http1 import ClientConnection
 from meshcore.transport.network import Network
 
-__all__ = ["OpenLoopGenerator", "Outcome", "Sample", "arrival_offsets"]
+__all__ = [
+    "ClosedLoopGenerator",
+    "LoadClient",
+    "OpenLoopGenerator",
+    "Outcome",
+    "Sample",
+    "arrival_offsets",
+    "make_generator",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,81 +100,31 @@ def _time_to_reach(count: float, rate: float, slope: float) -> float | None:
     return (math.sqrt(discriminant) - rate) / slope
 
 
-class OpenLoopGenerator:
-    """Drives ``load`` at ``targets`` (round robin over them, like a Kubernetes Service)."""
+class LoadClient:
+    """The generator's side of the wire: keep-alive connections to the targets.
 
-    def __init__(
-        self,
-        load: LoadSpec,
-        targets: list[Endpoint],
-        network: Network,
-        rng: random.Random,
-        sink: SampleSink,
-        on_dropped: Callable[[float], None],
-    ) -> None:
-        self._load = load
+    New connections go to the targets in turn (round robin, like a Kubernetes Service in
+    front of the replicas); an idle connection is reused before a new one is opened. Each
+    request kind of the mix is built once, not per request.
+    """
+
+    def __init__(self, load: LoadSpec, targets: list[Endpoint], network: Network) -> None:
+        self._host = load.target
         self._targets = targets
         self._network = network
-        self._rng = rng
-        self._sink = sink
-        self._on_dropped = on_dropped
         self._idle: list[ClientConnection] = []
-        self._in_flight = 0
         self._next_target = 0
-        self._weights = [spec.weight for spec in load.requests]
-        self._schedule_done = False
-        self._drained = trio.Event()
+        self.requests = [_build_request(load.target, spec) for spec in load.requests]
 
-    async def run(self, duration_s: float, *, drain_s: float = 5.0) -> None:
-        """Send the schedule for ``duration_s``, then give requests ``drain_s`` to finish.
-
-        Requests still in flight after the drain are recorded as ``timeout`` with the latency
-        they had reached, so nothing measured is lost.
-        """
-        start = trio.current_time()
-        async with trio.open_nursery() as nursery:
-            for offset in arrival_offsets(self._load, duration_s, self._rng):
-                await trio.sleep_until(start + offset)
-                if self._in_flight >= self._load.connections:
-                    self._on_dropped(offset)
-                    continue
-                self._in_flight += 1
-                spec = self._rng.choices(self._load.requests, self._weights)[0]
-                nursery.start_soon(self._one_request, start, offset, spec)
-            await trio.sleep_until(start + duration_s)
-            self._schedule_done = True
-            if self._in_flight == 0:
-                self._drained.set()
-            with trio.move_on_after(drain_s):
-                await self._drained.wait()
-            nursery.cancel_scope.cancel()
-        for conn in self._idle:
-            await trio.aclose_forcefully(conn.stream)
-
-    async def _one_request(self, start: float, offset: float, spec: RequestSpec) -> None:
-        intended = start + offset
-        sent = trio.current_time()
-        outcome = "timeout"
-        try:
-            outcome = await self._exchange(spec)
-        finally:
-            done = trio.current_time()
-            self._in_flight -= 1
-            if self._schedule_done and self._in_flight == 0:
-                self._drained.set()
-            self._sink(Sample(offset, done - intended, done - sent, sent - intended, outcome))
-
-    async def _exchange(self, spec: RequestSpec) -> Outcome:
-        headers = [("host", self._load.target), (SOURCE_HEADER, LOADGEN)]
-        headers.extend((name.lower(), value) for name, value in spec.headers.items())
-        request = Request(spec.method, spec.path, tuple(headers), b"x" * spec.size_bytes)
+    async def exchange(self, request: Request) -> Outcome:
+        """Send one request; return its outcome class (``"2xx"``, ``"connect"``, ...)."""
         conn = self._idle.pop() if self._idle else None
         try:
             if conn is None:
                 target = self._targets[self._next_target % len(self._targets)]
                 self._next_target += 1
                 conn = ClientConnection(await self._network.connect(target))
-            response = await conn.round_trip(request, host=self._load.target)
+            response = await conn.round_trip(request, host=self._host)
         except ConnectFailure:
             return "connect"
         except UpstreamError:
@@ -179,3 +138,145 @@ class OpenLoopGenerator:
         else:
             await trio.aclose_forcefully(conn.stream)
         return f"{response.status // 100}xx"
+
+    async def aclose(self) -> None:
+        """Close every idle connection."""
+        while self._idle:
+            await trio.aclose_forcefully(self._idle.pop().stream)
+
+
+def _build_request(host: str, spec: RequestSpec) -> Request:
+    headers = [("host", host), (SOURCE_HEADER, LOADGEN)]
+    headers.extend((name.lower(), value) for name, value in spec.headers.items())
+    return Request(spec.method, spec.path, tuple(headers), b"x" * spec.size_bytes)
+
+
+class OpenLoopGenerator:
+    """Sends ``load``'s schedule through ``client``, whatever the server does.
+
+    ``connections`` tasks each own one connection and take the next due request from a shared
+    queue, as wrk2's connections do: a request that finds every connection busy waits for one,
+    and its wait counts in its latency (from its intended time) but not in its uncorrected
+    latency (from its actual send), which is exactly the difference coordinated omission
+    hides. Requests still queued when the drain ends were never sent: they are ``dropped``.
+    """
+
+    def __init__(
+        self,
+        load: LoadSpec,
+        client: LoadClient,
+        rng: random.Random,
+        sink: SampleSink,
+        on_dropped: Callable[[float], None],
+    ) -> None:
+        self._load = load
+        self._client = client
+        self._rng = rng
+        self._sink = sink
+        self._on_dropped = on_dropped
+        self._weights = [spec.weight for spec in load.requests]
+
+    async def run(self, duration_s: float, *, drain_s: float = 5.0) -> None:
+        """Send the schedule for ``duration_s``, then give queued requests ``drain_s`` to finish.
+
+        Requests in flight when the drain ends are recorded as ``timeout`` with the latency
+        they had reached; requests never sent are reported dropped. Nothing measured is lost.
+        """
+        start = trio.current_time()
+        due_send, due = trio.open_memory_channel[tuple[float, Request]](math.inf)
+        async with trio.open_nursery() as nursery:
+            async with trio.open_nursery() as connections:
+                for _ in range(self._load.connections):
+                    connections.start_soon(self._connection, start, due.clone())
+                for offset in arrival_offsets(self._load, duration_s, self._rng):
+                    await trio.sleep_until(start + offset)
+                    request = self._rng.choices(self._client.requests, self._weights)[0]
+                    due_send.send_nowait((offset, request))
+                await trio.sleep_until(start + duration_s)
+                due_send.close()
+                nursery.start_soon(_cancel_after, drain_s, connections.cancel_scope)
+            nursery.cancel_scope.cancel()
+        while True:
+            try:
+                offset, _ = due.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            self._on_dropped(offset)
+        await self._client.aclose()
+
+    async def _connection(
+        self, start: float, due: trio.MemoryReceiveChannel[tuple[float, Request]]
+    ) -> None:
+        async with due:
+            async for offset, request in due:
+                sent = trio.current_time()
+                outcome = "timeout"
+                try:
+                    outcome = await self._client.exchange(request)
+                finally:
+                    done = trio.current_time()
+                    intended = start + offset
+                    self._sink(
+                        Sample(offset, done - intended, done - sent, sent - intended, outcome)
+                    )
+
+
+async def _cancel_after(delay_s: float, scope: trio.CancelScope) -> None:
+    await trio.sleep(delay_s)
+    scope.cancel()
+
+
+class ClosedLoopGenerator:
+    """``connections`` virtual users, each sending its next request when the last returns.
+
+    This is how wrk (not wrk2), ab and k6's constant-vus executor load a server: the server's
+    speed sets the rate, so a slow server is sent less and its latency reads too low. It is
+    here to compare with such tools; its samples have no intended time but the actual send
+    (latency equals uncorrected latency, lag is 0). ``thinkTime`` waits between requests.
+    """
+
+    def __init__(
+        self, load: LoadSpec, client: LoadClient, rng: random.Random, sink: SampleSink
+    ) -> None:
+        self._load = load
+        self._client = client
+        self._rng = rng
+        self._sink = sink
+        self._weights = [spec.weight for spec in load.requests]
+
+    async def run(self, duration_s: float, *, drain_s: float = 5.0) -> None:
+        """Run every virtual user for ``duration_s``; requests then in flight get ``drain_s``.
+
+        A request still unanswered after the drain is recorded as ``timeout``.
+        """
+        start = trio.current_time()
+        with trio.move_on_after(duration_s + drain_s):
+            async with trio.open_nursery() as nursery:
+                for _ in range(self._load.connections):
+                    nursery.start_soon(self._user, start, start + duration_s)
+        await self._client.aclose()
+
+    async def _user(self, start: float, end: float) -> None:
+        while trio.current_time() < end:
+            request = self._rng.choices(self._client.requests, self._weights)[0]
+            sent = trio.current_time()
+            outcome = "timeout"
+            try:
+                outcome = await self._client.exchange(request)
+            finally:
+                latency = trio.current_time() - sent
+                self._sink(Sample(sent - start, latency, latency, 0.0, outcome))
+            await trio.sleep(self._load.think_time_s)
+
+
+def make_generator(
+    load: LoadSpec,
+    client: LoadClient,
+    rng: random.Random,
+    sink: SampleSink,
+    on_dropped: Callable[[float], None],
+) -> OpenLoopGenerator | ClosedLoopGenerator:
+    """Return the generator for ``load.mode`` (a closed loop never drops: it never runs ahead)."""
+    if load.mode == "closed":
+        return ClosedLoopGenerator(load, client, rng, sink)
+    return OpenLoopGenerator(load, client, rng, sink, on_dropped)

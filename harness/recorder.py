@@ -430,6 +430,33 @@ class Recorder:
         """
         return list(self.iter_intervals(name))
 
+    def add_interval(
+        self, name: str, index: int, histogram: HdrHistogram, *, errors: int, out_of_range: int = 0
+    ) -> None:
+        """Add one interval's histogram (decoded from another process) to scope ``name``.
+
+        This is how load workers merge exactly: each sends its interval histograms HDR-encoded,
+        and their counts add up here as if one recorder had seen every value.
+        """
+        data = self._scopes.get(name)
+        if data is None:
+            data = self._scopes[name] = _ScopeData()
+        data.flush()
+        counts = _counts(histogram)
+        indices = np.flatnonzero(counts)
+        if len(indices):
+            _counts(data.histogram)[indices] += counts[indices]
+            data.histogram.total_count += int(counts[indices].sum())
+            _set_extremes(data.histogram, int(indices[0]), int(indices[-1]))
+            sparse = data.intervals.get(index)
+            if sparse is None:
+                sparse = data.intervals[index] = _SparseCounts({})
+            sparse.add(indices.tolist(), counts[indices].tolist())
+        if errors:
+            data.errors += errors
+            data.interval_errors[index] = data.interval_errors.get(index, 0) + errors
+        data.out_of_range += out_of_range
+
     def merge(self, other: Recorder) -> None:
         """Add everything ``other`` recorded to this recorder (exact: counts add up)."""
         if other is self:

@@ -20,7 +20,7 @@ import trio
 
 from harness.chaos import AppliedFault, FaultSchedule
 from harness.experiment import Experiment
-from harness.load import OpenLoopGenerator, Sample
+from harness.load import LoadClient, Sample, make_generator
 from harness.phases import Phase, phase_at, phase_windows
 from harness.recorder import Recorder
 from harness.topology import ProcessTopology
@@ -72,10 +72,12 @@ class ExperimentRun:
                 await nursery.start(topology.run)
                 load_start = trio.current_time()
                 self._measure_start = load_start + experiment.warmup_s
-                generator = OpenLoopGenerator(
+                client = LoadClient(
+                    experiment.load, topology.entrypoints(experiment.load.target), network
+                )
+                generator = make_generator(
                     experiment.load,
-                    topology.entrypoints(experiment.load.target),
-                    network,
+                    client,
                     random.Random(f"{experiment.seed}:load"),
                     self._on_sample,
                     self._on_dropped,

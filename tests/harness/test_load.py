@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from harness.experiment import LoadSpec, Stage
-from harness.load import OpenLoopGenerator, Sample, arrival_offsets
+from harness.load import LoadClient, OpenLoopGenerator, Sample, arrival_offsets, make_generator
 from meshcore.model import Endpoint, Request, Response
 from meshcore.transport.http1 import serve_http
 from meshcore.transport.memory import MemoryNetwork
@@ -47,7 +47,7 @@ def test_a_ramp_follows_the_stages() -> None:
 
 
 async def _run(
-    load: LoadSpec, service_time_s: float, duration_s: float
+    load: LoadSpec, service_time_s: float, duration_s: float, drain_s: float = 5.0
 ) -> tuple[list[Sample], list[float]]:
     network = MemoryNetwork()
     samples: list[Sample] = []
@@ -62,10 +62,9 @@ async def _run(
 
     async with trio.open_nursery() as nursery:
         await nursery.start(network.serve, TARGET, handler)
-        generator = OpenLoopGenerator(
-            load, [TARGET], network, random.Random(0), samples.append, dropped.append
-        )
-        await generator.run(duration_s, drain_s=5)
+        client = LoadClient(load, [TARGET], network)
+        generator = make_generator(load, client, random.Random(0), samples.append, dropped.append)
+        await generator.run(duration_s, drain_s=drain_s)
         nursery.cancel_scope.cancel()
     return samples, dropped
 
@@ -84,13 +83,54 @@ async def test_every_request_starts_on_time_against_a_fast_server(
 async def test_a_saturated_server_shows_in_latency_and_drops_not_in_the_schedule(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    # 10 connections, 1 s per request, 100 requests a second: 10 get in each second.
-    samples, dropped = await _run(_load(100, 2, connections=10), 1.0, 2.0)
-    assert len(samples) == 20
-    assert len(dropped) == 180
-    sent_at = sorted(s.intended_s for s in samples)
-    assert sent_at[:10] == pytest.approx([i / 100 for i in range(10)])
-    assert all(s.latency_s == pytest.approx(1.0, abs=1e-9) for s in samples)
+    # 10 connections, 1 s per request, 100 requests a second for 2 s, then 4.5 s of drain:
+    # the connections send a wave of 10 requests each second, 7 waves by 6.5 s; the 7th is
+    # cut off by the end of the drain, and the other 130 requests are never sent.
+    samples, dropped = await _run(_load(100, 2, connections=10), 1.0, 2.0, drain_s=4.5)
+    assert len(samples) == 70
+    assert sorted(dropped) == pytest.approx([i / 100 for i in range(70, 200)])
+    by_intended = sorted(samples, key=lambda s: s.intended_s)
+    # Every request takes 1 s once sent, but the k-th wave waited k seconds for a connection.
+    assert all(s.uncorrected_s == pytest.approx(1.0, abs=1e-9) for s in by_intended[:60])
+    assert [s.lag_s for s in by_intended[::10]] == pytest.approx(
+        [wave - wave / 10 for wave in range(7)], abs=1e-9
+    )
+    # Connection k sends at n s + k * 10 ms in wave n, so the cut at 6.5 s catches wave 6
+    # 500 - 10k ms into its second.
+    cut = by_intended[60:]
+    assert {s.outcome for s in cut} == {"timeout"}
+    assert [s.uncorrected_s for s in cut] == pytest.approx([0.5 - k / 100 for k in range(10)])
+
+
+async def test_a_frozen_server_shows_in_corrected_latency_only(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # wrk2's demonstration: one connection, 100/s, the server freezes from 1 s to 2 s.
+    network = MemoryNetwork()
+    samples: list[Sample] = []
+    start = trio.current_time()
+
+    async def app(request: Request) -> Response:
+        now = trio.current_time() - start
+        await trio.sleep((2.0 - now) if 1.0 <= now < 2.0 else 0.001)
+        return Response(200)
+
+    async def handler(stream: trio.abc.Stream) -> None:
+        await serve_http(stream, app)
+
+    load = _load(100, 3, connections=1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(network.serve, TARGET, handler)
+        client = LoadClient(load, [TARGET], network)
+        await OpenLoopGenerator(load, client, random.Random(0), samples.append, print).run(3.0)
+        nursery.cancel_scope.cancel()
+    assert len(samples) == 300
+    # The k-th request due during the freeze is answered at 2 s + k ms: its latency is
+    # 1 s - 9k ms, over half a second for k = 0..55. Uncorrected, only the one request caught
+    # in the freeze looks slow.
+    assert sum(s.latency_s > 0.5 for s in samples) == 56
+    assert sum(s.uncorrected_s > 0.5 for s in samples) == 1
+    assert sorted(s.uncorrected_s for s in samples)[int(0.99 * 300)] < 0.01
 
 
 async def test_requests_still_in_flight_after_the_drain_are_timeouts(
@@ -108,9 +148,20 @@ async def test_requests_still_in_flight_after_the_drain_are_timeouts(
 async def test_connection_refused_is_an_error(autojump_clock: trio.abc.Clock) -> None:
     network = MemoryNetwork()
     samples: list[Sample] = []
-    generator = OpenLoopGenerator(
-        _load(10, 1), [TARGET], network, random.Random(0), samples.append, lambda _: None
-    )
+    client = LoadClient(_load(10, 1), [TARGET], network)
+    generator = OpenLoopGenerator(_load(10, 1), client, random.Random(0), samples.append, print)
     await generator.run(1.0)
     assert {s.outcome for s in samples} == {"connect"}
     assert len(samples) == 10
+
+
+async def test_closed_loop_users_send_as_fast_as_the_server_answers(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    closed = LoadSpec(target="frontend", connections=4, mode="closed", think_time_s=0.05)
+    samples, dropped = await _run(closed, 0.05, 1.0)
+    # Each user: 50 ms of service plus 50 ms of thinking, for 1 s: 10 requests each.
+    assert len(samples) == 40
+    assert dropped == []
+    assert all(s.latency_s == pytest.approx(0.05, abs=1e-9) for s in samples)
+    assert all(s.lag_s == 0 and s.latency_s == s.uncorrected_s for s in samples)
