@@ -7,12 +7,10 @@ Exit codes of ``run``: 0 every SLO met; 1 an SLO failed; 2 invalid experiment or
 from __future__ import annotations
 
 import argparse
-import platform
 import shutil
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from importlib import metadata
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,8 +41,18 @@ def _parser() -> argparse.ArgumentParser:
 
     add_load_arguments(load)
     load.add_argument("--seed", type=int, default=1, help="seed of the arrival draws")
+    report = commands.add_parser("report", help="re-render a report folder's plots and HTML")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    compare = commands.add_parser("compare", help="overlay and tabulate two report folders")
+    from harness.compare import add_arguments as add_compare_arguments
+
+    add_compare_arguments(compare)
     proxy = commands.add_parser("proxy", help="run one standalone sidecar")
     proxy.add_argument("--config", required=True, type=Path)
+    ca = commands.add_parser("ca", help="mesh certificate authority for standalone sidecars")
+    from harness.cacmd import add_arguments as add_ca_arguments
+
+    add_ca_arguments(ca)
     return parser
 
 
@@ -59,6 +67,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         from harness.loadcmd import run_command
 
         code = run_command(args)
+    elif args.command == "report":
+        from harness.report import report_command
+
+        code = report_command(args.run_dir)
+    elif args.command == "compare":
+        from harness.compare import run_command as run_compare_command
+
+        code = run_compare_command(args)
+    elif args.command == "ca":
+        from harness.cacmd import run_command as run_ca_command
+
+        code = run_ca_command(args)
     else:
         from meshcore.standalone import run_standalone
 
@@ -96,69 +116,26 @@ def _validate(file: Path) -> int:
     return code
 
 
-def _versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in ("meshchaos", "trio", "h11", "hypercorn", "hdrhistogram"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "unknown"
-    return versions
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _run(args: argparse.Namespace) -> int:
-    import trio
-
-    from harness.report import write_experiment_yaml, write_report
-    from harness.runner import ExperimentRun
-    from harness.summary import build_summary
-    from harness.verdict import render_verdict_table
+    from harness.session import run_experiment
+    from harness.simulate import run_in_mode
+    from harness.terminal import print_verdict, progress_display
 
     experiment, code = _load(args.file, mode=args.mode, seed=args.seed)
     if experiment is None:
         return code
-    started = _now()
-    run_dir = args.out or Path("reports") / experiment.name / started.strftime("%Y%m%dT%H%M%SZ")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    experiment_file = run_dir / "experiment.yaml"
-    write_experiment_yaml(experiment_file, experiment.document)
-    run = ExperimentRun(experiment, experiment_file, run_dir, quiet=args.quiet)
-    error = None
-    try:
-        trio.run(run.execute)
-    except Exception as failure:  # any failure still gets its report
-        error = _describe(failure)
-    summary = build_summary(
-        experiment,
-        run.state,
-        mode="real",
-        started_at=started.isoformat(),
-        finished_at=_now().isoformat(),
-        versions=_versions(),
-        error=error,
-    )
-    write_report(run_dir, summary, run.state.latency, start_epoch_s=started.timestamp())
+    total_s = experiment.warmup_s + experiment.duration_s
+    with progress_display(total_s, quiet=args.quiet) as on_progress:
+        # Simulate mode runs under a virtual clock and a reproducible scheduler (harness.simulate).
+        main = partial(run_experiment, experiment, args.out, on_progress=on_progress)
+        result = run_in_mode(main, experiment)
     if args.junit:
-        shutil.copyfile(run_dir / "junit.xml", args.junit)
-    print(render_verdict_table(summary, color=sys.stdout.isatty()))
-    print(f"report: {run_dir}")
-    if error is not None:
-        print(f"harness error: {error}", file=sys.stderr)
-        return EXIT_HARNESS_ERROR
-    if run.state.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_PASS if summary["verdict"] == "pass" else EXIT_SLO_FAILED
-
-
-def _describe(failure: BaseException) -> str:
-    """Flatten trio's exception groups into the messages that matter."""
-    if isinstance(failure, BaseExceptionGroup):
-        return "; ".join(_describe(inner) for inner in failure.exceptions)
-    return f"{type(failure).__name__}: {failure}"
+        shutil.copyfile(result.run_dir / "junit.xml", args.junit)
+    print_verdict(result.summary, quiet=args.quiet)
+    print(f"report: {result.run_dir}")
+    if result.summary.get("error"):
+        print(f"harness error: {result.summary['error']}", file=sys.stderr)
+    return result.exit_code
 
 
 if __name__ == "__main__":

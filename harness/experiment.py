@@ -34,14 +34,14 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from harness.distributions import Distribution, read_distribution
-from harness.slo import parse_objective, scope_name
+from harness.slo import STATUS_CLASSES, Objective, parse_objective, scope_name
 from meshcore.config import (
     MTLS_MODES,
     DestinationPolicy,
     read_destination_policy,
     read_fault_rule,
 )
-from meshcore.fields import FieldReader, Path, Problem, int_at_least, one_of, string
+from meshcore.fields import FieldReader, Path, Problem, boolean, int_at_least, one_of, string
 from meshcore.policy.faults import FaultRule
 from meshcore.units import (
     format_duration,
@@ -302,14 +302,21 @@ class FaultSpec:
 class SloSpec:
     """One service-level objective, checked over the scope that ``where`` selects.
 
-    ``where`` may hold ``phase`` (baseline | fault | recovery | all), ``service`` and ``edge``
-    (``a->b``); empty means the whole measured time at the load target.
+    ``where`` may hold ``phase`` (baseline | fault | recovery | all), ``service``, ``edge``
+    (``a->b``), ``route`` (a path of the load) and ``status`` (``5xx``, ...); empty means the
+    whole measured time at the load target. ``steady_state`` SLOs are checked at the end of the
+    baseline (their ``where`` says ``phase: baseline``) and no fault is injected unless they
+    hold; ``abort_on_fail`` SLOs are checked every second from ``abort_delay_s`` after the start
+    of measurement and stop the run when they fail (docs/slo.md).
     """
 
     name: str
     objective: str
     where: Mapping[str, str] = field(default_factory=dict)
     severity: str = "error"  # error | warn
+    steady_state: bool = False
+    abort_on_fail: bool = False
+    abort_delay_s: float = 0.0  # k6's delayAbortEval
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,6 +406,7 @@ class Experiment:
     document: Mapping[str, object]  # the experiment as run: seed and defaults resolved
     warnings: tuple[str, ...] = ()  # rendered FILE:LINE:COL: warning: message
     source_map: SourceMap = field(default_factory=SourceMap, repr=False, compare=False)
+    network_latency_s: float = 0.0  # simulate mode: one-way latency between pods
 
     def service(self, name: str) -> ServiceSpec:
         """Return the service called ``name``; raise KeyError when there is none."""
@@ -758,13 +766,17 @@ class _ExperimentReader:
         spec = top.child("spec")
         seed = spec.take("seed", int_at_least(0), default=1)
         mode = spec.take("mode", one_of("real", "simulate"), default=None)
+        # Simulate mode's virtual network: the one-way latency between two pods (docs/simulate.md).
+        network = spec.child("network")
+        network_latency_s = network.take("latency", parse_duration, default=0.0)
+        network.finish()
         warmup_s = spec.take("warmup", parse_duration, default=0.0)
         duration_s = spec.take("duration", _positive_duration)
         services = self.read_services(spec)
         mesh = self.read_mesh(spec.child("mesh"))
         load = self.read_load(spec, warmup_s, duration_s)
         faults = self.read_faults(spec, duration_s)
-        slos = self.read_slos(spec)
+        slos = self.read_slos(spec, load, faults, duration_s)
         spec.finish()
         top.finish()
         if load is None or any(p.severity == "error" for p in self.problems):
@@ -776,6 +788,7 @@ class _ExperimentReader:
             mode=mode,
             warmup_s=warmup_s,
             duration_s=duration_s,
+            network_latency_s=network_latency_s,
             services=services,
             mesh=mesh,
             load=load,
@@ -893,8 +906,6 @@ class _ExperimentReader:
             elif caller in graph:
                 self.edges.add((caller, callee))
                 graph[caller].setdefault(callee, where)
-        # DESIGN.md 5 also asks for a warning on POST or PATCH calls to a destination with
-        # retries; it belongs here once destinations accept a `retries` block.
         for cycle, where in _find_cycles(graph):
             self.problem(
                 where,
@@ -929,8 +940,12 @@ class _ExperimentReader:
             if service not in self.services:
                 self.problem((*table.path, service), self.unknown_service(service))
             entry = table.child(service)
-            destinations[service] = read_destination_policy(entry)
+            destinations[service] = read_destination_policy(entry, name=service)
             entry.finish()
+            for host in destinations[service].mirror_hosts():
+                if host not in self.services:
+                    self.problem((*entry.path, "http"), self.unknown_service(host))
+        self.check_retried_methods(destinations, table.path)
         rules = tuple(
             self.read_authorization_rule(FieldReader(item, path, self.problems))
             for path, item in mesh.items("authorization")
@@ -944,6 +959,31 @@ class _ExperimentReader:
             )
         mesh.finish()
         return MeshSpec(mtls, destinations, rules)
+
+    def check_retried_methods(
+        self, destinations: Mapping[str, DestinationPolicy], table: Path
+    ) -> None:
+        """Warn when a retry policy covers a POST or PATCH call (DESIGN.md 5, istio#13851)."""
+        for caller_spec in self.services.values():
+            for call in caller_spec.calls():
+                policy = destinations.get(call.service) or DestinationPolicy()
+                if call.method not in ("POST", "PATCH") or policy.retries.attempts == 0:
+                    continue
+                whose = "" if call.service in destinations else "Istio's default, "
+                where: Path = (*table, call.service)
+                for caller, callee, site in self.calls:
+                    same = (caller, callee) == (caller_spec.name, call.service)
+                    if same and site[-1] == "service":
+                        where = (*site[:-1], "method")
+                        break
+                self.problem(
+                    where,
+                    f"{caller_spec.name} calls {call.service} with {call.method}, and the retry "
+                    f"policy of {call.service} ({whose}{policy.retries.describe()}) may run it "
+                    f"twice; if it is not idempotent, set retries: {{attempts: 0}} on "
+                    f"{call.service} (istio#13851)",
+                    "warning",
+                )
 
     def read_authorization_rule(self, rule: FieldReader) -> AuthorizationRule:
         """Read one AuthorizationPolicy rule."""
@@ -1221,7 +1261,13 @@ class _ExperimentReader:
 
     # --- SLOs ------------------------------------------------------------------------------
 
-    def read_slos(self, spec: FieldReader) -> tuple[SloSpec, ...]:
+    def read_slos(
+        self,
+        spec: FieldReader,
+        load: LoadSpec | None,
+        faults: tuple[FaultSpec, ...],
+        duration_s: float | None,
+    ) -> tuple[SloSpec, ...]:
         """Read ``spec.slos``; an SLO without a name is named by its objective and its scope.
 
         ``p99 < 250ms (phase=fault)``, or the objective alone for the scope ``all`` (the rule of
@@ -1235,9 +1281,18 @@ class _ExperimentReader:
             reader = FieldReader(item, path, self.problems)
             objective = reader.take("objective", _objective)
             name = reader.take("name", string, default=None)
-            where = self.read_where(reader)
+            where = self.read_where(reader, load)
             severity = reader.take("severity", one_of("error", "warn"), default="error")
+            steady_state = reader.take("steadyState", boolean, default=False)
+            abort_on_fail = reader.take("abortOnFail", boolean, default=False)
+            delay_s = reader.take("delay", parse_duration, default=0.0)
             reader.finish()
+            if objective is not None:
+                parsed = parse_objective(objective)
+                self.check_slo_timing(reader, parsed, where, faults, duration_s)
+                self.check_guards(reader, parsed, severity, duration_s)
+            if steady_state and where.get("phase", "baseline") == "baseline":
+                where = {"phase": "baseline", **where}
             if name is not None:
                 if name in named:
                     self.problem((*path, "name"), f"a second SLO called {name!r}")
@@ -1248,11 +1303,102 @@ class _ExperimentReader:
                 name = _unique(base, taken, " #")
                 taken.add(name)
             if name is not None and objective is not None:
-                slos.append(SloSpec(name, objective, where, severity))
+                slos.append(
+                    SloSpec(name, objective, where, severity, steady_state, abort_on_fail, delay_s)
+                )
         return tuple(slos)
 
-    def read_where(self, reader: FieldReader) -> dict[str, str]:
-        """Read an SLO's ``where``: phase, service and edge, each optional."""
+    def check_slo_timing(
+        self,
+        reader: FieldReader,
+        objective: Objective,
+        where: Mapping[str, str],
+        faults: tuple[FaultSpec, ...],
+        duration_s: float | None,
+    ) -> None:
+        """Check that the phases a relative or recovery_time objective needs will exist."""
+        first_fault_s = min((fault.start_s for fault in faults), default=None)
+        no_baseline = first_fault_s is not None and first_fault_s <= 0
+        phase = where.get("phase")
+        if objective.relative is not None:
+            if phase == "baseline":
+                self.problem(
+                    (*reader.path, "objective"),
+                    "compares the baseline with itself: a relative objective needs another phase",
+                )
+            elif no_baseline:
+                self.problem(
+                    (*reader.path, "objective"),
+                    "has no baseline to compare with: the first fault starts at 0s",
+                )
+        if objective.metric == "recovery_time":
+            if phase is not None:
+                self.problem(
+                    (*reader.path, "where", "phase"),
+                    "recovery_time is measured from the end of the last fault: it takes no phase",
+                )
+            ends = [
+                None if fault.duration_s is None else fault.start_s + fault.duration_s
+                for fault in faults
+            ]
+            last_end = None if not ends or None in ends else max(e for e in ends if e is not None)
+            if duration_s is not None and (last_end is None or last_end >= duration_s):
+                self.problem(
+                    (*reader.path, "objective"),
+                    "recovery_time needs every fault to end before the measurement does"
+                    + ("" if faults else ": there are no faults"),
+                )
+        if reader.raw("steadyState") is True:
+            if phase not in (None, "baseline"):
+                self.problem(
+                    (*reader.path, "steadyState"),
+                    f"a steady-state SLO is checked at the end of the baseline, not in phase "
+                    f"{phase}: remove where.phase",
+                )
+            elif objective.relative is not None or objective.metric == "recovery_time":
+                self.problem(
+                    (*reader.path, "steadyState"),
+                    f"{objective.label} {'relative to the baseline ' if objective.relative else ''}"
+                    "cannot be checked at the end of the baseline",
+                )
+            elif no_baseline:
+                self.problem(
+                    (*reader.path, "steadyState"),
+                    "there is no baseline to check it on: the first fault starts at 0s",
+                )
+
+    def check_guards(
+        self,
+        reader: FieldReader,
+        objective: Objective,
+        severity: str,
+        duration_s: float | None,
+    ) -> None:
+        """Check ``abortOnFail`` and its ``delay`` (k6's delayAbortEval)."""
+        if reader.raw("abortOnFail") is not True:
+            if reader.raw("delay") is not None:
+                self.problem((*reader.path, "delay"), "applies only with abortOnFail: true")
+            return
+        at = (*reader.path, "abortOnFail")
+        if severity == "warn":
+            self.problem(at, "a warn SLO only reports: it cannot stop the run (remove one)")
+        if objective.metric == "recovery_time":
+            self.problem(at, "recovery_time is known only at the end of the run")
+        delay = reader.raw("delay")
+        try:
+            delay_s = 0.0 if delay is None else parse_duration(delay)
+        except ValueError:
+            return  # reported by the read of delay
+        if duration_s is not None and delay_s >= duration_s:
+            self.problem(
+                (*reader.path, "delay"),
+                f"the run measures {format_duration(duration_s)}: a guard rail that waits "
+                f"{format_duration(delay_s)} is never checked",
+                "warning",
+            )
+
+    def read_where(self, reader: FieldReader, load: LoadSpec | None) -> dict[str, str]:
+        """Read an SLO's ``where``: phase, service, edge, route and status, each optional."""
         fields = reader.child("where")
         where: dict[str, str] = {}
         phase = fields.take("phase", one_of(*PHASES), default=None)
@@ -1267,6 +1413,27 @@ class _ExperimentReader:
         if edge is not None:
             self.check_edge((*fields.path, "edge"), *edge)
             where["edge"] = "->".join(edge)
+        route = fields.take("route", _http_path, default=None)
+        if route is not None:
+            paths = [request.path for request in load.requests] if load is not None else []
+            if load is not None and route not in paths:
+                close = difflib.get_close_matches(route, paths, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.problem(
+                    (*fields.path, "route"),
+                    f"the load sends no request to {route!r}{hint}; its paths: {', '.join(paths)}",
+                )
+            where["route"] = route
+        status = fields.take("status", one_of(*STATUS_CLASSES), default=None)
+        if status is not None:
+            where["status"] = status
+        target = load.target if load is not None else None
+        if (route or status) and (edge is not None or service not in (None, target)):
+            self.problem(
+                (*fields.path, "route" if route else "status"),
+                f"route and status select the load generator's requests to {target}: "
+                "they cannot be combined with another service or an edge",
+            )
         fields.finish()
         return where
 

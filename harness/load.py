@@ -11,7 +11,8 @@ the intended time; the uncorrected latency (from the actual send) and the genera
 requests never sent by the end of the drain are counted as ``dropped`` (k6's
 dropped_iterations), never lost out of sight.
 
-The client is meshcore's h11 client on raw connections, not httpx (DESIGN.md 7).
+The client parses responses with llhttp (meshcore.transport.llhttp), not h11 and not httpx:
+h11 costs about 100 us per response, httpx far more (DESIGN.md 7).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from harness.experiment import LOADGEN, LoadSpec, RequestSpec
 from meshcore.errors import ConnectFailure, UpstreamError
 from meshcore.layers.telemetry import SOURCE_HEADER
 from meshcore.model import Endpoint, Request
-from meshcore.transport.http1 import ClientConnection
+from meshcore.transport.llhttp import LlhttpClientConnection
 from meshcore.transport.network import Network
 
 __all__ = [
@@ -50,6 +51,7 @@ class Sample:
     uncorrected_s: float  # from the moment it was actually sent
     lag_s: float  # actual send minus intended start
     outcome: str  # "2xx".."5xx", "connect", "reset" or "timeout"
+    path: str = "/"  # the request's path: SLOs select it with where.route
 
     @property
     def error(self) -> bool:
@@ -112,7 +114,7 @@ class LoadClient:
         self._host = load.target
         self._targets = targets
         self._network = network
-        self._idle: list[ClientConnection] = []
+        self._idle: list[LlhttpClientConnection] = []
         self._next_target = 0
         self.requests = [_build_request(load.target, spec) for spec in load.requests]
 
@@ -123,7 +125,7 @@ class LoadClient:
             if conn is None:
                 target = self._targets[self._next_target % len(self._targets)]
                 self._next_target += 1
-                conn = ClientConnection(await self._network.connect(target))
+                conn = LlhttpClientConnection(await self._network.connect(target))
             response = await conn.round_trip(request, host=self._host)
         except ConnectFailure:
             return "connect"
@@ -188,10 +190,17 @@ class OpenLoopGenerator:
             async with trio.open_nursery() as connections:
                 for _ in range(self._load.connections):
                     connections.start_soon(self._connection, start, due.clone())
+                behind = 0
                 for offset in arrival_offsets(self._load, duration_s, self._rng):
-                    await trio.sleep_until(start + offset)
-                    request = self._rng.choices(self._client.requests, self._weights)[0]
-                    due_send.send_nowait((offset, request))
+                    # Sleep only until a request is due; requests already due are queued
+                    # without a scheduler round each (a round costs more than the request at
+                    # 10,000/s), yielding every few so the connections still get to run.
+                    if start + offset > trio.current_time():
+                        await trio.sleep_until(start + offset)
+                        behind = 0
+                    elif (behind := behind + 1) % 16 == 0:
+                        await trio.lowlevel.checkpoint()
+                    due_send.send_nowait((offset, self._pick()))
                 await trio.sleep_until(start + duration_s)
                 due_send.close()
                 nursery.start_soon(_cancel_after, drain_s, connections.cancel_scope)
@@ -203,6 +212,12 @@ class OpenLoopGenerator:
                 break
             self._on_dropped(offset)
         await self._client.aclose()
+
+    def _pick(self) -> Request:
+        requests = self._client.requests
+        if len(requests) == 1:
+            return requests[0]
+        return self._rng.choices(requests, self._weights)[0]
 
     async def _connection(
         self, start: float, due: trio.MemoryReceiveChannel[tuple[float, Request]]
@@ -217,7 +232,14 @@ class OpenLoopGenerator:
                     done = trio.current_time()
                     intended = start + offset
                     self._sink(
-                        Sample(offset, done - intended, done - sent, sent - intended, outcome)
+                        Sample(
+                            offset,
+                            done - intended,
+                            done - sent,
+                            sent - intended,
+                            outcome,
+                            request.path,
+                        )
                     )
 
 
@@ -265,7 +287,7 @@ class ClosedLoopGenerator:
                 outcome = await self._client.exchange(request)
             finally:
                 latency = trio.current_time() - sent
-                self._sink(Sample(sent - start, latency, latency, 0.0, outcome))
+                self._sink(Sample(sent - start, latency, latency, 0.0, outcome, request.path))
             await trio.sleep(self._load.think_time_s)
 
 

@@ -1,8 +1,10 @@
 """``summary.json``: the machine-readable result of a run (DESIGN.md 4.3), built from its state.
 
 Pure: it reads the experiment and the measured state and returns plain JSON data. Extensions
-beyond the contract (documented in docs/report.md): ``load.uncorrected_latency_ms``,
-``load.requests``, ``crashes``, ``interrupted``, ``error``, ``measured_s``.
+beyond the contract (documented in docs/report.md and docs/slo.md): ``load.uncorrected_latency_ms``,
+``load.requests``, ``crashes``, ``interrupted``, ``error``, ``measured_s``, ``steady_state``,
+``aborted``, ``experiment.description``, ``topology`` and ``intervals`` (for the report's
+topology drawing and per-interval error plots, which ``meshchaos report`` re-renders from here).
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.experiment import Experiment
+from harness.gating import Measurements, check_all
 from harness.recorder import Recorder
 from harness.runner import RunState
-from harness.slo import check_slo, scope_name
 from harness.verdict import overall_verdict
 
 __all__ = ["SCHEMA", "build_summary", "scope_durations"]
@@ -24,12 +26,16 @@ _PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9))
 
 def scope_durations(state: RunState) -> dict[str, float]:
     """Return how long each recorded scope was measured (phase windows cut at the run's end)."""
-    durations = {"all": state.measured_s}
-    for phase in state.phases:
-        ran = max(0.0, min(phase.end_s, state.measured_s) - phase.start_s)
-        key = f"phase={phase.name}"
-        durations[key] = durations.get(key, 0.0) + ran
+    measurements = _measurements(state)
+    durations = {}
+    for name in state.latency.scope_names():
+        phases = [part[6:] for part in name.split(",") if part.startswith("phase=")]
+        durations[name] = measurements.duration_s({"phase": phases[0]} if phases else {})
     return durations
+
+
+def _measurements(state: RunState) -> Measurements:
+    return Measurements(state.latency, state.phases, state.measured_s, state.dropped)
 
 
 def _latency_ms(recorder: Recorder, duration_s: float) -> dict[str, float]:
@@ -40,17 +46,6 @@ def _latency_ms(recorder: Recorder, duration_s: float) -> dict[str, float]:
     values["max"] = round(stats.max_ms, 3)
     values["mean"] = round(stats.mean_ms, 3)
     return values
-
-
-def _measured_scope(where: Mapping[str, str], load_target: str) -> str:
-    """Return the recorded scope an SLO's ``where`` selects.
-
-    The load generator measures the load target, so ``service: <target>`` is the same scope as
-    no service at all. Other services and edges are measured by the sidecars (coming).
-    """
-    if where.get("service") == load_target and "edge" not in where:
-        where = {key: value for key, value in where.items() if key != "service"}
-    return scope_name(where)
 
 
 def build_summary(
@@ -70,22 +65,18 @@ def build_summary(
         name: state.latency.scope(name, durations.get(name, state.measured_s)).summary()
         for name in recorded
     }
-    results = []
-    for slo in experiment.slos:
-        scope = _measured_scope(slo.where, experiment.load.target)
-        measured = (
-            state.latency.scope(scope, durations.get(scope, state.measured_s))
-            if scope in recorded
-            else None
-        )
-        results.append(
-            check_slo(slo.name, slo.objective, slo.where, slo.severity, measured,
-                      dropped=state.dropped)
-        )  # fmt: skip
+    ended_early = None
+    if state.steady_state is not None and not state.steady_state.met:
+        ended_early = "steady state not met"
+    elif state.aborted is not None:
+        ended_early = f"aborted by {state.aborted.result.name!r}"
+    elif state.interrupted:
+        ended_early = "interrupted"
+    results = check_all(experiment, _measurements(state), ended_early=ended_early)
     measured_s = state.measured_s
     all_requests = state.latency.scope("all", measured_s).requests if "all" in recorded else 0
     verdict = overall_verdict(results)
-    if state.interrupted or error is not None:
+    if state.interrupted or error is not None or ended_early is not None:
         verdict = "fail"
     summary: dict[str, Any] = {
         "schema": SCHEMA,
@@ -93,6 +84,7 @@ def build_summary(
             "name": experiment.name,
             "seed": experiment.seed,
             "sha256": experiment.sha256,
+            "description": experiment.description,
         },
         "mode": mode,
         "started_at": started_at,
@@ -125,8 +117,21 @@ def build_summary(
         },
         "slos": [result.to_json() for result in results],
         "crashes": list(state.crashes),
+        "topology": _topology(experiment),
+        "intervals": _interval_errors(state.latency),
         "verdict": verdict,
     }
+    if state.steady_state is not None:
+        summary["steady_state"] = {
+            "met": state.steady_state.met,
+            "checked_at_s": round(state.steady_state.at_s, 3),
+            "failed": [result.to_json() for result in state.steady_state.failed],
+        }
+    if state.aborted is not None:
+        summary["aborted"] = {
+            "at_s": round(state.aborted.at_s, 3),
+            "slo": state.aborted.result.to_json(),
+        }
     if state.interrupted:
         summary["interrupted"] = True
     if error is not None:
@@ -140,3 +145,33 @@ def _rate(count: int, duration_s: float) -> float:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
+
+
+def _topology(experiment: Experiment) -> dict[str, Any]:
+    """Return the services, their replicas and whom each calls, for the topology drawing."""
+    return {
+        "load_target": experiment.load.target,
+        "services": [
+            {
+                "name": service.name,
+                "replicas": service.replicas,
+                "calls": list(dict.fromkeys(call.service for call in service.calls())),
+            }
+            for service in experiment.services
+        ],
+    }
+
+
+def _interval_errors(recorder: Recorder) -> dict[str, Any]:
+    """Return the errors per interval of every scope as ``[index, errors]`` pairs (sparse).
+
+    ``latency.hlog`` holds each interval's latencies but has no room for its error count, so
+    the count is kept here; intervals without errors are left out.
+    """
+    return {
+        "length_s": recorder.interval_s,
+        "errors": {
+            name: [[i.index, i.errors] for i in recorder.iter_intervals(name) if i.errors]
+            for name in recorder.scope_names()
+        },
+    }

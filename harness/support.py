@@ -7,33 +7,25 @@ that is not built yet. Running it anyway would silently measure something else, 
 
 from __future__ import annotations
 
+from harness.chaos import FAULT_KINDS
 from harness.experiment import Diagnostic, Experiment
 from meshcore.fields import Problem
 
 __all__ = ["unsupported"]
 
-_MESH_FAULT_KINDS = ("delay", "abort", "delay+abort")
-
 
 def unsupported(experiment: Experiment, *, mode: str) -> list[Diagnostic]:
     """Return one diagnostic for each use of a feature this build cannot run in ``mode``."""
     problems: list[Problem] = []
-    if mode != "real":
-        problems.append(Problem(("spec", "mode"), f"mode {mode!r} is not available yet"))
-    if experiment.mesh.mtls == "STRICT":
-        problems.append(
-            Problem(("spec", "mesh", "mtls"), "mtls STRICT is not available yet: use DISABLE")
-        )
-    if experiment.mesh.authorization:
-        problems.append(
-            Problem(("spec", "mesh", "authorization"), "authorization is not available yet")
-        )
+    # Both modes run every service this build can describe (scripted ones). Services given by
+    # `command:` (a real program) will not be simulable: refuse them here in simulate mode.
     for index, fault in enumerate(experiment.faults):
-        if fault.kind not in _MESH_FAULT_KINDS:
+        if fault.kind not in FAULT_KINDS:
+            available = ", ".join(sorted(FAULT_KINDS))
             problems.append(
                 Problem(
                     ("spec", "faults", index),
-                    f"fault kind {fault.kind!r} is not available yet (delay and abort are)",
+                    f"fault kind {fault.kind!r} is not available yet (available: {available})",
                 )
             )
     return [experiment.source_map.diagnostic(experiment.source, p) for p in problems]

@@ -1,10 +1,11 @@
 """The topology of a run: every replica and its sidecar, started, watched and stopped.
 
 :class:`ProcessTopology` is the real-mode backend: each replica is a hypercorn process and each
-sidecar a ``python -m meshcore`` process on 127.0.0.1. A task owns each process: when the run
-ends, fails or is interrupted, the task's cancellation terminates the process's whole process
-group (SIGTERM, then SIGKILL after a grace period) and reaps it, so nothing outlives the run.
-A process that exits while the run still needs it is recorded in ``crashes``.
+sidecar a ``python -m meshcore`` process on 127.0.0.1, each an
+:class:`~harness.processes.OwnedProcess` whose task kills and reaps its whole process group when
+the run ends, fails or is interrupted, so nothing outlives the run. A process that exits while
+the run still needs it is recorded in ``crashes``. Chaos kills, restarts, pauses and resumes a
+replica together with its sidecar, as a pod's containers go down together.
 
 The same interface (start, the addresses of replicas and their admin APIs, crashes) is what a
 simulate-mode or Kubernetes backend implements.
@@ -12,10 +13,6 @@ simulate-mode or Kubernetes backend implements.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,16 +22,30 @@ from typing import Any
 import trio
 import yaml
 
-from harness.experiment import Experiment, FaultTarget
+from harness.experiment import LOADGEN, Experiment, FaultTarget
+from harness.processes import OwnedProcess
+from meshcore.ca import CertificateAuthority
+from meshcore.destination import policy_document
 from meshcore.errors import UpstreamError
+from meshcore.identity import spiffe_id
 from meshcore.model import Endpoint, Request
 from meshcore.transport.client import request_once
 from meshcore.transport.network import Network
+from meshcore.transport.tls import TlsNetwork, WorkloadTls
 
-__all__ = ["ProcessTopology", "Replica", "TopologyError", "plan_replicas", "sidecar_document"]
+__all__ = [
+    "ProcessTopology",
+    "Replica",
+    "Topology",
+    "TopologyError",
+    "plan_replicas",
+    "sidecar_document",
+]
 
 LOOPBACK = "127.0.0.1"
-_TERMINATE_GRACE_S = 2.0
+# Every replica's endpoint carries this label, so DestinationRule subsets can select replicas
+# (a canary is replica 2: `subsets: [{name: canary, labels: {meshchaos.io/replica: "2"}}]`).
+REPLICA_LABEL = "meshchaos.io/replica"
 _READY_POLL_S = 0.02
 
 
@@ -77,17 +88,45 @@ def plan_replicas(experiment: Experiment, network: Network) -> dict[str, list[Re
     }
 
 
+def security_document(experiment: Experiment, service: str, ca: Path | None) -> dict[str, Any]:
+    """Return the ``mtls`` and ``authorization`` fields of ``service``'s sidecar configuration.
+
+    Each sidecar issues its own certificate from the run's CA folder ``ca``. Authorization
+    rules go to the sidecars of their destination, named after their place in the experiment
+    file, so a denial's details point at the rule.
+    """
+    document: dict[str, Any] = {}
+    if experiment.mesh.mtls != "DISABLE" and ca is not None:
+        document["mtls"] = {"mode": experiment.mesh.mtls, "ca": str(ca)}
+    rules = [
+        {"name": f"spec.mesh.authorization[{index}]", "action": rule.action,
+         "from": list(rule.principals), "paths": list(rule.paths), "methods": list(rule.methods)}
+        for index, rule in enumerate(experiment.mesh.authorization)
+        if rule.destination == service
+    ]  # fmt: skip
+    if rules:
+        document["authorization"] = rules
+    return document
+
+
 def sidecar_document(
-    experiment: Experiment, replica: Replica, replicas: dict[str, list[Replica]]
+    experiment: Experiment,
+    replica: Replica,
+    replicas: dict[str, list[Replica]],
+    ca: Path | None = None,
 ) -> dict[str, Any]:
     """Return the standalone sidecar configuration (DESIGN.md 4.5) of one replica."""
     spec = experiment.service(replica.service)
     destinations: dict[str, Any] = {}
-    for call in spec.calls():
-        entry: dict[str, Any] = {"endpoints": [str(r.inbound) for r in replicas[call.service]]}
-        policy = experiment.mesh.destination(call.service)
-        entry["loadBalancer"] = {"simple": policy.load_balancer}
-        destinations[call.service] = entry
+    called = [call.service for call in spec.calls()]
+    # A route's mirror sends to another service: the sidecar needs its endpoints too.
+    mirrored = [
+        host for name in called for host in experiment.mesh.destination(name).mirror_hosts()
+    ]
+    for name in dict.fromkeys([*called, *mirrored]):
+        policy = experiment.mesh.destination(name)
+        endpoints = [_endpoint_document(experiment, r) for r in replicas[name]]
+        destinations[name] = {"endpoints": endpoints, **policy_document(policy)}
     return {
         "name": replica.service,
         "seed": experiment.seed,
@@ -95,23 +134,51 @@ def sidecar_document(
         "outbound": {"listen": str(replica.outbound)},
         "inbound": {"listen": str(replica.inbound), "app": str(replica.app)},
         "destinations": destinations,
+        **security_document(experiment, replica.service, ca),
     }
 
 
-class ProcessTopology:
-    """Real mode: replicas and sidecars as processes on 127.0.0.1."""
+def _endpoint_document(experiment: Experiment, replica: Replica) -> dict[str, Any]:
+    """Return one endpoint with its labels: the service's, plus the replica's index."""
+    labels = {**experiment.service(replica.service).labels, REPLICA_LABEL: str(replica.index)}
+    return {"address": str(replica.inbound), "labels": labels}
 
-    def __init__(
-        self, experiment: Experiment, experiment_file: Path, workdir: Path, network: Network
-    ) -> None:
+
+class Topology:
+    """What every backend shares: the replicas' addresses and the ways into the mesh.
+
+    A backend adds ``run`` (start everything, report ready, keep it until cancelled) and the
+    process faults ``kill``, ``restart``, ``pause`` and ``resume`` (:class:`ChaosTarget`).
+    """
+
+    def __init__(self, experiment: Experiment, workdir: Path, network: Network) -> None:
         self.experiment = experiment
         self.network = network
         self.replicas = plan_replicas(experiment, network)
         self.crashes: list[str] = []
-        self._experiment_file = experiment_file
-        self._logs = workdir / "logs"
-        self._configs = workdir / "config"
-        self._stopping = False
+        # The mesh CA of this run (mtls STRICT or PERMISSIVE): sidecars issue their own
+        # certificates from it, and the load generator its `loadgen` one.
+        self.ca_folder = workdir / "mesh-ca"
+
+    def create_ca(self) -> Path | None:
+        """Create the run's mesh CA folder, unless mtls is DISABLE; return it."""
+        if self.experiment.mesh.mtls == "DISABLE":
+            return None
+        CertificateAuthority.create().save(self.ca_folder)
+        return self.ca_folder
+
+    def client_network(self) -> Network:
+        """Return the network the load generator enters the mesh through (after ``run``).
+
+        Unless mtls is DISABLE, that is mTLS as the workload ``loadgen`` (Istio's auto mTLS:
+        the target's sidecar accepts it in STRICT and PERMISSIVE alike), and the target must
+        present its own SPIFFE ID.
+        """
+        if self.experiment.mesh.mtls == "DISABLE":
+            return self.network
+        certificate = CertificateAuthority.load(self.ca_folder).issue(spiffe_id(LOADGEN))
+        target = spiffe_id(self.experiment.load.target)
+        return TlsNetwork(self.network, WorkloadTls(certificate), expected=lambda e: target)
 
     def entrypoints(self, service: str) -> list[Endpoint]:
         """Return the inbound sidecar addresses of ``service``'s replicas (its mesh entry)."""
@@ -125,43 +192,81 @@ class ProcessTopology:
         """
         if target.source is not None:
             return [replica.admin for replica in self.replicas[target.source]]
-        chosen = self.replicas[target.service]
-        if target.replica is not None:
-            chosen = [chosen[target.replica]]
-        return [replica.admin for replica in chosen]
+        return [replica.admin for replica in self.chosen(target)]
+
+    def chosen(self, target: FaultTarget) -> list[Replica]:
+        """Return the replicas a fault on a service or replica ``target`` acts on."""
+        replicas = self.replicas[target.service]
+        return replicas if target.replica is None else [replicas[target.replica]]
+
+    def all_replicas(self) -> Iterable[Replica]:
+        """Yield every replica, service by service in the file's order."""
+        for replicas in self.replicas.values():
+            yield from replicas
+
+
+class ProcessTopology(Topology):
+    """Real mode: replicas and sidecars as processes on 127.0.0.1."""
+
+    def __init__(
+        self, experiment: Experiment, experiment_file: Path, workdir: Path, network: Network
+    ) -> None:
+        super().__init__(experiment, workdir, network)
+        self._experiment_file = experiment_file
+        self._logs = workdir / "logs"
+        self._configs = workdir / "config"
+        # Each replica's processes: its app and its sidecar, like a pod's two containers.
+        self._processes: dict[str, tuple[OwnedProcess, OwnedProcess]] = {}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start every process, wait until all are ready, then keep them until cancelled."""
         self._logs.mkdir(parents=True, exist_ok=True)
         self._configs.mkdir(parents=True, exist_ok=True)
-        try:
-            async with trio.open_nursery() as nursery:
-                for replica in self._all_replicas():
-                    config_path = self._configs / f"{replica.file_stem}-sidecar.yaml"
-                    document = sidecar_document(self.experiment, replica, self.replicas)
-                    config_path.write_text(yaml.safe_dump(document, sort_keys=False))
-                    nursery.start_soon(
-                        self._own_process,
-                        f"{replica.name} sidecar",
-                        [sys.executable, "-m", "meshcore", "--config", str(config_path)],
-                        self._logs / f"{replica.file_stem}-sidecar.log",
-                    )
-                    nursery.start_soon(
-                        self._own_process,
-                        replica.name,
-                        self._service_argv(replica),
-                        self._logs / f"{replica.file_stem}.log",
-                    )
-                async with trio.open_nursery() as waiters:
-                    for replica in self._all_replicas():
-                        waiters.start_soon(self._wait_ready, replica)
-                task_status.started()
-        finally:
-            self._stopping = True
+        ca = self.create_ca()
+        async with trio.open_nursery() as nursery:
+            for replica in self.all_replicas():
+                config_path = self._configs / f"{replica.file_stem}-sidecar.yaml"
+                document = sidecar_document(self.experiment, replica, self.replicas, ca)
+                config_path.write_text(yaml.safe_dump(document, sort_keys=False))
+                sidecar = OwnedProcess(
+                    f"{replica.name} sidecar",
+                    [sys.executable, "-m", "meshcore", "--config", str(config_path)],
+                    self._logs / f"{replica.file_stem}-sidecar.log",
+                    self.crashes.append,
+                )
+                app = OwnedProcess(
+                    replica.name,
+                    self._service_argv(replica),
+                    self._logs / f"{replica.file_stem}.log",
+                    self.crashes.append,
+                )
+                self._processes[replica.name] = (app, sidecar)
+                nursery.start_soon(sidecar.run)
+                nursery.start_soon(app.run)
+            async with trio.open_nursery() as waiters:
+                for replica in self.all_replicas():
+                    waiters.start_soon(self._wait_ready, replica)
+            task_status.started()
 
-    def _all_replicas(self) -> Iterable[Replica]:
-        for replicas in self.replicas.values():
-            yield from replicas
+    def kill(self, replica: Replica) -> None:
+        """SIGKILL the replica and its sidecar; they stay down until :meth:`restart`."""
+        for process in self._processes[replica.name]:
+            process.kill()
+
+    def restart(self, replica: Replica) -> None:
+        """Start a killed replica and its sidecar again (same ports, same configuration)."""
+        for process in self._processes[replica.name]:
+            process.restart()
+
+    def pause(self, replica: Replica) -> None:
+        """SIGSTOP the replica and its sidecar (connections stay open, nothing answers)."""
+        for process in self._processes[replica.name]:
+            process.pause()
+
+    def resume(self, replica: Replica) -> None:
+        """SIGCONT a paused replica and its sidecar."""
+        for process in self._processes[replica.name]:
+            process.resume()
 
     def _service_argv(self, replica: Replica) -> list[str]:
         return [
@@ -169,19 +274,6 @@ class ProcessTopology:
             "--service", replica.service, "--replica", str(replica.index),
             "--listen", str(replica.app), "--outbound", str(replica.outbound),
         ]  # fmt: skip
-
-    async def _own_process(self, name: str, argv: list[str], log_path: Path) -> None:
-        with log_path.open("wb") as log:
-            process = await trio.lowlevel.open_process(
-                argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-            try:
-                await process.wait()
-                if not self._stopping:
-                    self.crashes.append(f"{name} exited with status {process.returncode}")
-            finally:
-                with trio.CancelScope(shield=True):
-                    await _terminate_group(process)
 
     async def _wait_ready(self, replica: Replica) -> None:
         """Wait until the sidecar's admin answers /ready and the app accepts connections."""
@@ -219,18 +311,3 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-async def _terminate_group(process: trio.Process) -> None:
-    """Stop ``process`` and everything it started: SIGTERM, a grace period, then SIGKILL."""
-    _signal_group(process.pid, signal.SIGTERM)
-    with trio.move_on_after(_TERMINATE_GRACE_S):
-        await process.wait()
-    # Whatever is left of the group (the leader, or children it left behind) gets no grace.
-    _signal_group(process.pid, signal.SIGKILL)
-    await process.wait()
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)

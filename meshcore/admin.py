@@ -13,6 +13,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from meshcore.config import read_fault_rule
+from meshcore.destination import policy_document
 from meshcore.fields import ConfigError, FieldReader, Problem, string
 from meshcore.model import Request, Response
 
@@ -46,7 +47,7 @@ class AdminApi:
             body = self._sidecar.telemetry.prometheus_text()
             return Response(200, (("content-type", "text/plain; version=0.0.4"),), body)
         if path == "/config" and method == "GET":
-            return _json(200, dataclasses.asdict(self._sidecar.config))
+            return _json(200, _effective_config(self._sidecar))
         if path == "/faults":
             return self._faults(request)
         if path.startswith("/faults/") and method == "DELETE":
@@ -86,3 +87,13 @@ def _read_fault(document: Any) -> Any:
     if problems:
         raise ConfigError(problems)
     return rule
+
+
+def _effective_config(sidecar: Sidecar) -> dict[str, Any]:
+    """Return the configuration after defaults, destination policies in Istio's field names."""
+    config = sidecar.config
+    document = dataclasses.asdict(config)
+    document["policies"] = {
+        name: policy_document(config.policy(name)) for name in config.destinations
+    }
+    return document

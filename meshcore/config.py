@@ -7,9 +7,12 @@ reported with its path, and every problem of a file at once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from meshcore.ca import DEFAULT_CERT_LIFETIME_S
+from meshcore.destination import DestinationPolicy, read_destination_policy, read_header_matches
 from meshcore.fields import (
     ConfigError,
     FieldReader,
@@ -18,7 +21,10 @@ from meshcore.fields import (
     one_of,
     string,
 )
+from meshcore.identity import principal_of
 from meshcore.model import Endpoint
+from meshcore.policy.authz import ACTIONS, AuthorizationRule, HeaderCondition
+from meshcore.policy.balancer import LOAD_BALANCERS
 from meshcore.policy.faults import AbortFault, DelayFault, FaultRule
 from meshcore.units import parse_duration, parse_percent
 
@@ -29,12 +35,12 @@ __all__ = [
     "Endpoint",
     "SidecarConfig",
     "parse_address",
+    "read_authorization_rule",
     "read_destination_policy",
     "read_fault_rule",
     "read_sidecar_config",
 ]
 
-LOAD_BALANCERS = ("LEAST_REQUEST", "ROUND_ROBIN", "RANDOM")
 MTLS_MODES = ("STRICT", "PERMISSIVE", "DISABLE")
 
 
@@ -48,26 +54,12 @@ def parse_address(value: object) -> Endpoint:
     return Endpoint(host, int(port))
 
 
-@dataclass(frozen=True, slots=True)
-class DestinationPolicy:
-    """Traffic policy for one destination service (VirtualService + DestinationRule)."""
-
-    load_balancer: str = "LEAST_REQUEST"  # Istio's default since 1.14
-
-
-def read_destination_policy(reader: FieldReader) -> DestinationPolicy:
-    """Read the policy fields of one ``destinations`` entry (the caller finishes the reader)."""
-    balancer = reader.child("loadBalancer")
-    simple = balancer.take("simple", one_of(*LOAD_BALANCERS), default="LEAST_REQUEST")
-    balancer.finish()
-    return DestinationPolicy(load_balancer=simple)
-
-
 def read_fault_rule(reader: FieldReader, *, name: str, destination: str | None) -> FaultRule:
     """Read the ``delay`` and ``abort`` fields of a fault (Istio's HTTPFaultInjection shape).
 
     ``delay: {fixed: 200ms, jitter: 50ms, percent: 50}``, ``abort: {httpStatus: 503, percent: 10}``;
     ``percent`` defaults to 100. ``level`` is ``attempt`` (default) or ``request``.
+    ``headers`` (Istio's ``match.headers`` shape) limits the fault to requests that match.
     """
     delay = abort = None
     if reader.has("delay"):
@@ -88,13 +80,68 @@ def read_fault_rule(reader: FieldReader, *, name: str, destination: str | None) 
     if delay is None and abort is None:
         reader.problem((), "a mesh fault needs a delay or an abort")
     level = reader.take("level", one_of("attempt", "request"), default="attempt")
-    return FaultRule(name=name, delay=delay, abort=abort, destination=destination, level=level)
+    headers = read_header_matches(reader, "headers")
+    return FaultRule(
+        name=name, delay=delay, abort=abort, destination=destination, level=level, headers=headers
+    )
 
 
 def _http_status(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 200 <= value <= 599:
         raise ValueError(f"expected an HTTP status between 200 and 599, got {value!r}")
     return value
+
+
+_HEADER_KEY = re.compile(r"^request\.headers\[([^\]]+)\]$")
+
+
+def read_authorization_rule(reader: FieldReader, *, name: str) -> AuthorizationRule:
+    """Read the fields of one AuthorizationPolicy rule (the caller finishes the reader).
+
+    ``action``, ``from`` (principals: SPIFFE IDs, ``cluster.local/ns/NS/sa/SA`` or service
+    names), ``methods``, ``paths`` and ``when`` (``[{key: request.headers[NAME], values,
+    notValues}]``); ``name`` is reported in denials unless the rule names itself.
+    """
+
+    def strings(key: str) -> tuple[str, ...]:
+        values = []
+        for path, item in reader.items(key):
+            if isinstance(item, str) and item:
+                values.append(item)
+            else:
+                reader.problems.append(Problem(path, f"{key}: expected a non-empty string"))
+        return tuple(values)
+
+    conditions = []
+    for path, item in reader.items("when"):
+        fields = FieldReader(item, path, reader.problems)
+        key = fields.take("key", string)
+        match = _HEADER_KEY.match(key or "")
+        if key is not None and match is None:
+            fields.problem(("key",), f"key: expected request.headers[NAME], got {key!r}")
+        values = tuple(_strings_of(fields, "values"))
+        not_values = tuple(_strings_of(fields, "notValues"))
+        fields.finish()
+        if match is not None:
+            conditions.append(HeaderCondition(match.group(1).lower(), values, not_values))
+    return AuthorizationRule(
+        action=reader.take("action", one_of(*ACTIONS), default="ALLOW"),
+        name=reader.take("name", string, default=name),
+        principals=tuple(principal_of(p) for p in strings("from")),
+        methods=strings("methods"),
+        paths=strings("paths"),
+        when=tuple(conditions),
+    )
+
+
+def _strings_of(reader: FieldReader, key: str) -> list[str]:
+    values = []
+    for path, item in reader.items(key):
+        if isinstance(item, str):
+            values.append(item)
+        else:
+            reader.problems.append(Problem(path, f"{key}: expected a string, got {item!r}"))
+    return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +154,14 @@ class SidecarConfig:
     inbound_listen: Endpoint | None = None
     inbound_app: Endpoint | None = None
     mtls_mode: str = "DISABLE"
+    mtls_ca: str | None = None  # the folder `meshchaos ca init` wrote
+    cert_lifetime_s: float = DEFAULT_CERT_LIFETIME_S
+    authorization: tuple[AuthorizationRule, ...] = ()
     destinations: Mapping[str, tuple[Endpoint, ...]] = field(default_factory=dict)
     policies: Mapping[str, DestinationPolicy] = field(default_factory=dict)
     seed: int = 0
+    # Labels of endpoints written {address, labels}: what DestinationRule subsets select.
+    endpoint_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # by host:port
 
     def policy(self, destination: str) -> DestinationPolicy:
         """Return the policy of ``destination`` (Istio's defaults when it sets none)."""
@@ -136,17 +188,34 @@ def read_sidecar_config(document: object) -> SidecarConfig:
         inbound.finish()
     mtls = reader.child("mtls")
     mtls_mode = mtls.take("mode", one_of(*MTLS_MODES), default="DISABLE")
+    mtls_ca = mtls.take("ca", string, default=None)
+    cert_lifetime_s = mtls.take("certLifetime", parse_duration, default=DEFAULT_CERT_LIFETIME_S)
+    if mtls_mode != "DISABLE" and mtls_ca is None:
+        mtls.problem(("ca",), f"ca: required with mode {mtls_mode} (a `meshchaos ca init` folder)")
+    if cert_lifetime_s <= 0:
+        mtls.problem(("certLifetime",), "certLifetime: must be positive")
     mtls.finish()
+    authorization = tuple(
+        _authorization_rule(FieldReader(item, path, problems), index)
+        for index, (path, item) in enumerate(reader.items("authorization"))
+    )
     seed = reader.take("seed", int_at_least(0), default=0)
     destinations: dict[str, tuple[Endpoint, ...]] = {}
     policies: dict[str, DestinationPolicy] = {}
+    labels: dict[str, Mapping[str, str]] = {}
     table = reader.child("destinations")
     for service in table.names():
         entry = table.child(service)
-        endpoints = tuple(_take_item(entry, path, item) for path, item in entry.items("endpoints"))
+        endpoints = tuple(
+            _take_item(entry, path, item, labels) for path, item in entry.items("endpoints")
+        )
         destinations[service] = tuple(e for e in endpoints if e is not None)
-        policies[service] = read_destination_policy(entry)
+        policies[service] = read_destination_policy(entry, name=service)
         entry.finish()
+    for service, policy in policies.items():
+        for host in policy.mirror_hosts():
+            if host not in destinations:
+                table.problem((service, "http"), f"mirror host {host!r} is not a destination")
     reader.finish()
     if any(p.severity == "error" for p in problems):
         raise ConfigError(problems)
@@ -157,13 +226,38 @@ def read_sidecar_config(document: object) -> SidecarConfig:
         inbound_listen=inbound_listen,
         inbound_app=inbound_app,
         mtls_mode=mtls_mode,
+        mtls_ca=mtls_ca,
+        cert_lifetime_s=cert_lifetime_s,
+        authorization=authorization,
         destinations=destinations,
         policies=policies,
         seed=seed,
+        endpoint_labels=labels,
     )
 
 
-def _take_item(reader: FieldReader, path: tuple[str | int, ...], item: object) -> Endpoint | None:
+def _authorization_rule(reader: FieldReader, index: int) -> AuthorizationRule:
+    rule = read_authorization_rule(reader, name=f"authorization[{index}]")
+    reader.finish()
+    return rule
+
+
+def _take_item(
+    reader: FieldReader,
+    path: tuple[str | int, ...],
+    item: object,
+    labels: dict[str, Mapping[str, str]],
+) -> Endpoint | None:
+    """Read one endpoint: ``host:port``, or ``{address: host:port, labels: {...}}``."""
+    if isinstance(item, dict):
+        fields = FieldReader(item, path, reader.problems)
+        endpoint = fields.take("address", parse_address)
+        table = fields.child("labels")
+        found = {key: table.take(key, string) for key in table.names()}
+        fields.finish()
+        if endpoint is not None:
+            labels[str(endpoint)] = found
+        return endpoint
     try:
         return parse_address(item)
     except ValueError as error:

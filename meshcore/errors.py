@@ -5,6 +5,7 @@
     MeshError                      anything the mesh core raises on purpose
     +-- UpstreamError              a try to an upstream failed below HTTP
     |   +-- ConnectFailure         no connection could be made     (Envoy: UF, connect-failure)
+    |   |   +-- TlsFailure         the TLS handshake failed, or the server is not who we expected
     |   +-- UpstreamReset          the connection broke mid-exchange (Envoy: UC, reset)
     +-- ProtocolError              the peer spoke broken HTTP/1.1   (answered 400 / 431)
 
@@ -14,7 +15,14 @@ httpcore's ``map_exceptions`` does), so layers above never see ``OSError`` or ``
 
 from __future__ import annotations
 
-__all__ = ["ConnectFailure", "MeshError", "ProtocolError", "UpstreamError", "UpstreamReset"]
+__all__ = [
+    "ConnectFailure",
+    "MeshError",
+    "ProtocolError",
+    "TlsFailure",
+    "UpstreamError",
+    "UpstreamReset",
+]
 
 
 class MeshError(Exception):
@@ -27,6 +35,14 @@ class UpstreamError(MeshError):
 
 class ConnectFailure(UpstreamError):
     """No connection to the upstream could be made (refused, unreachable)."""
+
+
+class TlsFailure(ConnectFailure):
+    """The TLS handshake with the upstream failed, or its SPIFFE ID is not the destination's.
+
+    A connection failure like any other to retries and outlier detection (Envoy reports it as
+    ``UF`` with a ``TLS_error`` reason).
+    """
 
 
 class UpstreamReset(UpstreamError):

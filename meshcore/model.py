@@ -9,9 +9,15 @@ retry can resend exactly what the first try sent.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-__all__ = ["Endpoint", "Headers", "Request", "Response"]
+from meshcore.identity import PeerIdentity
+
+if TYPE_CHECKING:
+    from meshcore.trace import RequestTrace
+
+__all__ = ["Endpoint", "Headers", "PeerIdentity", "Request", "Response"]
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -44,7 +50,10 @@ class Request:
 
     ``destination`` is the destination service (set by the route layer, or by the inbound
     stack to its own workload); ``endpoint`` the upstream host chosen for this try (set by the
-    balancer); ``attempt`` counts tries, 1 for the first.
+    balancer); ``attempt`` counts tries, 1 for the first; ``subset`` is the subset of the
+    destination's endpoints the route chose (empty: all); ``trace`` collects the decision trace
+    (:mod:`meshcore.trace`) and takes no part in equality; ``peer`` is the verified mTLS
+    identity of the connection the request arrived on (``None`` for plain text).
     """
 
     method: str
@@ -54,6 +63,9 @@ class Request:
     destination: str = ""
     endpoint: Endpoint | None = None
     attempt: int = 1
+    subset: str = ""
+    trace: RequestTrace | None = field(default=None, compare=False, repr=False)
+    peer: PeerIdentity | None = None
 
     @property
     def path(self) -> str:
@@ -85,7 +97,9 @@ class Response:
     """An HTTP response, plus what the mesh knows about how it came to be.
 
     ``flags`` are Envoy response flags (``UF``, ``UO``, ``DI``, ``FI``, ...); ``upstream`` is
-    the ``host:port`` that answered, empty when the mesh answered by itself.
+    the ``host:port`` that answered, empty when the mesh answered by itself; ``details`` is
+    Envoy's response code details when the mesh knows more than the flag says
+    (``rbac_access_denied_matched_policy[...]``, a TLS failure's reason).
     """
 
     status: int
@@ -93,6 +107,7 @@ class Response:
     body: bytes = b""
     flags: tuple[str, ...] = ()
     upstream: str = ""
+    details: str = ""
 
     def header(self, name: str) -> str | None:
         """Return the first value of header ``name`` (lower-case), or ``None``."""

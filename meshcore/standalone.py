@@ -1,7 +1,9 @@
 """A standalone sidecar process: read the config file, serve until SIGINT or SIGTERM.
 
-The access log goes to standard output, one JSON line per request. Exit codes: 0 after a
-clean shutdown, 2 when the configuration is invalid (each problem on standard error).
+The access log goes to standard output, one JSON line per request. On SIGINT or SIGTERM the
+sidecar drains: it keeps serving while requests are in flight, for at most
+:data:`~meshcore.sidecar.DRAIN_S` (5 s), then stops. Exit codes: 0 after a clean shutdown, 2
+when the configuration is invalid (each problem on standard error).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def run_standalone(config_path: str) -> int:
                 sidecar = Sidecar(config, TcpNetwork(), access_log=stdout_access_log)
                 await nursery.start(sidecar.run)
                 async for _ in signals:
+                    await sidecar.drain()
                     nursery.cancel_scope.cancel()
                     break
 

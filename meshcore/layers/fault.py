@@ -77,7 +77,7 @@ class FaultLayer:
 
     async def __call__(self, request: Request) -> Response:
         """Apply the faults that fire for ``request``, then pass it on unless aborted."""
-        decision = decide_faults(self._select(request), self._rng)
+        decision = decide_faults(self._select(request), self._rng, request.headers)
         if not decision.injected:
             return await self.inner(request)
         if decision.delay_s > 0:

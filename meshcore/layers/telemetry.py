@@ -17,11 +17,12 @@ import trio
 from meshcore.layers.base import Service
 from meshcore.model import Request, Response
 from meshcore.telemetry import RequestRecord, SidecarTelemetry
+from meshcore.trace import RequestTrace
 
 __all__ = ["SOURCE_HEADER", "AccessLogSink", "TelemetryLayer"]
 
 # The calling workload's name, added by the outbound sidecar. It stands in for Istio's peer
-# metadata exchange until mTLS carries the identity in the certificate.
+# metadata exchange on plain-text connections; with mTLS the certificate says who called.
 SOURCE_HEADER = "x-meshchaos-source"
 
 AccessLogSink = Callable[[dict[str, Any]], None]
@@ -32,7 +33,9 @@ class TelemetryLayer:
 
     ``reporter`` is ``"source"`` for the outbound stack and ``"destination"`` for the inbound
     one, as in Istio's metric labels. Request ids come from the sidecar's seeded RNG, so a
-    simulated run is reproducible down to its ids.
+    simulated run is reproducible down to its ids. ``connection_security_policy`` is
+    ``mutual_tls`` when the request came over mTLS (inbound) or the sidecar originates mTLS
+    (outbound, ``mtls``), else ``none``.
     """
 
     def __init__(
@@ -44,6 +47,7 @@ class TelemetryLayer:
         telemetry: SidecarTelemetry,
         access_log: AccessLogSink | None,
         rng: random.Random,
+        mtls: bool = False,
     ) -> None:
         self.inner = inner
         self._workload = workload
@@ -51,6 +55,7 @@ class TelemetryLayer:
         self._telemetry = telemetry
         self._access_log = access_log
         self._rng = rng
+        self._mtls = mtls
 
     async def __call__(self, request: Request) -> Response:
         """Pass ``request`` on and account for it."""
@@ -58,11 +63,23 @@ class TelemetryLayer:
         if request_id is None:
             request_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
             request = request.with_header("x-request-id", request_id)
+        peer = request.peer
+        trace: RequestTrace | None = None
         if self._reporter == "source":
-            request = request.with_header(SOURCE_HEADER, self._workload)
+            # The decision trace: the layers below write each try and why it was (not) retried.
+            trace = RequestTrace()
+            headers = (*(h for h in request.headers if h[0] != SOURCE_HEADER),
+                       (SOURCE_HEADER, self._workload))  # fmt: skip
+            request = request.replace(headers=headers, trace=trace)
             source = self._workload
+            mtls = self._mtls
+        elif peer is not None:
+            source = peer.workload  # the verified certificate, not a header, says who called
+            mtls = True
         else:
             source = request.header(SOURCE_HEADER) or "unknown"
+            mtls = False
+        security = "mutual_tls" if mtls else "none"
         started = trio.current_time()
         response = await self.inner(request)
         duration_s = trio.current_time() - started
@@ -77,6 +94,7 @@ class TelemetryLayer:
                 duration_s=duration_s,
                 request_bytes=len(request.body),
                 response_bytes=len(response.body),
+                security=security,
             )
         )
         if self._access_log is not None:
@@ -93,6 +111,18 @@ class TelemetryLayer:
                     "x_request_id": request_id,
                     "source": source,
                     "destination": destination,
+                    "source_principal": peer.spiffe_id if peer is not None else "-",
+                    "connection_security_policy": security,
+                    "response_code_details": response.details or "-",
+                    **_attempts(request, trace),
                 }
             )
         return response
+
+
+def _attempts(request: Request, trace: RequestTrace | None) -> dict[str, Any]:
+    """Return the access log's ``attempt_count`` and, outbound, the ``attempts`` trace."""
+    if trace is None:  # inbound: the caller's sidecar counted the tries
+        count = request.header("x-envoy-attempt-count") or ""
+        return {"attempt_count": int(count) if count.isdigit() else 1}
+    return {"attempt_count": len(trace.attempts), "attempts": trace.as_log()}

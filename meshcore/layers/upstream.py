@@ -7,7 +7,7 @@ carry Envoy's body text, so a user who greps for it finds it.
 
 from __future__ import annotations
 
-from meshcore.errors import ConnectFailure, UpstreamReset
+from meshcore.errors import ConnectFailure, TlsFailure, UpstreamReset
 from meshcore.model import Endpoint, Request, Response
 from meshcore.transport.pool import UpstreamPool
 
@@ -28,6 +28,14 @@ class UpstreamLayer:
             raise ValueError("UpstreamLayer needs request.endpoint or a fixed endpoint")
         try:
             return await self._pool.round_trip(endpoint, request)
+        except TlsFailure as error:
+            # Envoy's wording; the reason goes to the access log's response_code_details.
+            response = Response.local(
+                503,
+                "upstream connect error or disconnect/reset before headers. "
+                "reset reason: connection failure, transport failure reason: TLS error\n",
+                "UF",
+            ).replace(details=f"upstream_reset_before_response_started{{TLS_error:{error}}}")
         except ConnectFailure:
             response = Response.local(
                 503,

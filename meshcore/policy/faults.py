@@ -2,6 +2,8 @@
 
 Istio's HTTPFaultInjection semantics: a delay and an abort each apply to ``percent`` of the
 requests, drawn independently; when both are set, the delay happens first and then the abort.
+A rule with ``headers`` conditions (Istio's ``match.headers`` on the route that carries the
+fault) acts only on requests that satisfy every one of them.
 The objects here only decide; the fault layer sleeps and answers.
 """
 
@@ -9,6 +11,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+
+from meshcore.model import Headers
+from meshcore.policy.routing import HeaderMatch
 
 __all__ = ["NO_FAULT", "AbortFault", "DelayFault", "FaultDecision", "FaultRule", "decide_faults"]
 
@@ -57,6 +62,11 @@ class FaultRule:
     abort: AbortFault | None = None
     destination: str | None = None
     level: str = "attempt"
+    headers: tuple[HeaderMatch, ...] = ()
+
+    def applies(self, headers: Headers) -> bool:
+        """Tell whether the rule's header conditions hold for a request with ``headers``."""
+        return all(condition.matches(headers) for condition in self.headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +86,13 @@ class FaultDecision:
 NO_FAULT = FaultDecision()
 
 
-def decide_faults(rules: tuple[FaultRule, ...], rng: random.Random) -> FaultDecision:
+def decide_faults(
+    rules: tuple[FaultRule, ...], rng: random.Random, headers: Headers = ()
+) -> FaultDecision:
     """Combine every rule that fires into one decision (delays add up; the first abort wins).
 
-    Rules are drawn in their order, so the same rules and seed give the same decisions.
+    Rules are drawn in their order, so the same rules and seed give the same decisions. Rules
+    whose header conditions ``headers`` do not satisfy draw nothing.
     """
     if not rules:
         return NO_FAULT
@@ -87,6 +100,8 @@ def decide_faults(rules: tuple[FaultRule, ...], rng: random.Random) -> FaultDeci
     abort_status: int | None = None
     fired: list[str] = []
     for rule in rules:
+        if rule.headers and not rule.applies(headers):
+            continue
         fired_here = False
         if rule.delay is not None:
             drawn = rule.delay.draw(rng)

@@ -9,14 +9,25 @@ This is the only module that knows h11. It offers two small things:
 
 Bodies are read whole (the mesh proxies small API calls, not streams), and framing is redone
 on every hop: hop-by-hop headers are dropped and ``content-length`` is set from the body, so
-a response never depends on how the previous hop framed it. A request with both
-``content-length`` and ``transfer-encoding`` is refused with 400 and a header block over
-60 KiB with 431, as Envoy does. Errors from the socket or the parser become
-:mod:`meshcore.errors` exceptions here and nowhere else.
+a response never depends on how the previous hop framed it.
+
+The server refuses what could be read two ways (request smuggling) or hold it hostage, and
+closes the connection after answering, so nothing that follows reaches the app:
+
+- ``content-length`` together with ``transfer-encoding``, conflicting ``content-length``
+  values, or a header folded over several lines (obs-fold): 400;
+- a header block over 60 KiB (Envoy's ``max_request_headers_kb``) or with more than 100
+  headers (Envoy's ``max_headers_count``): 431;
+- a header block not complete :data:`HEADER_READ_TIMEOUT_S` after its first byte (slowloris):
+  408. An idle keep-alive connection between requests is not timed.
+
+Errors from the socket or the parser become :mod:`meshcore.errors` exceptions here and nowhere
+else.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 import h11
@@ -25,9 +36,23 @@ import trio
 from meshcore.errors import ProtocolError, UpstreamReset
 from meshcore.model import Headers, Request, Response
 
-__all__ = ["MAX_HEADER_BYTES", "ClientConnection", "Handler", "serve_http"]
+__all__ = [
+    "HEADER_READ_TIMEOUT_S",
+    "MAX_HEADERS",
+    "MAX_HEADER_BYTES",
+    "ClientConnection",
+    "Handler",
+    "serve_http",
+]
 
 MAX_HEADER_BYTES = 60 * 1024  # Envoy's default max_request_headers_kb
+MAX_HEADERS = 100  # Envoy's default max_headers_count
+# From a request's first byte to the end of its headers. Envoy leaves request_headers_timeout
+# off by default; a proxy in front of every replica cannot afford to, so meshchaos sets one.
+HEADER_READ_TIMEOUT_S = 10.0
+# A line of the header block that starts with a space or tab continues the previous one.
+_OBS_FOLD = re.compile(rb"\n[ \t]")
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 _READ_SIZE = 65536
 # Headers that describe one hop's connection or framing; never forwarded (RFC 9110 7.6.1).
 _HOP_BY_HOP = frozenset(
@@ -51,9 +76,15 @@ def _decode_headers(raw: h11._headers.Headers) -> Headers:
     return tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw)
 
 
-def _end_to_end(headers: Headers, body: bytes) -> list[tuple[str, str]]:
-    kept = [(name, value) for name, value in headers if name not in _HOP_BY_HOP]
-    kept.append(("content-length", str(len(body))))
+def _end_to_end(headers: Headers, body: bytes) -> list[tuple[bytes, bytes]]:
+    # Values were decoded as Latin-1 on the way in; encode them back the same way (h11 would
+    # encode a str as ASCII and fail on any byte above 0x7f that a client legally sent).
+    kept = [
+        (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in headers
+        if name not in _HOP_BY_HOP
+    ]
+    kept.append((b"content-length", str(len(body)).encode("ascii")))
     return kept
 
 
@@ -79,25 +110,59 @@ async def _read_body(conn: h11.Connection, stream: trio.abc.Stream) -> bytes:
             raise ProtocolError(f"unexpected {type(event).__name__} in a message body")
 
 
+async def _wait_for_request(conn: h11.Connection, stream: trio.abc.Stream) -> bool:
+    """Wait, untimed, for the first byte of the next request; ``False`` if the client closed."""
+    buffered, closed = conn.trailing_data
+    if buffered or closed:
+        return bool(buffered)
+    data = await stream.receive_some(_READ_SIZE)
+    conn.receive_data(bytes(data))
+    return bool(data)
+
+
+async def _read_head(conn: h11.Connection, stream: trio.abc.Stream) -> h11.Request:
+    """Read a request's header block and check what h11 lets through (obs-fold, count).
+
+    h11 unfolds obs-fold silently, so the raw bytes of the head are kept to look for it.
+    """
+    raw = bytearray(conn.trailing_data[0])
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            break
+        data = await stream.receive_some(_READ_SIZE)
+        raw += data
+        conn.receive_data(bytes(data))
+    if not isinstance(event, h11.Request):
+        raise ProtocolError(f"expected a request, got {type(event).__name__}")
+    end = _HEAD_END.search(raw)
+    if _OBS_FOLD.search(raw, 0, end.start() if end else len(raw)):
+        raise ProtocolError("a header is folded over several lines (obs-fold)")
+    if len(event.headers) > MAX_HEADERS:
+        raise ProtocolError(f"more than {MAX_HEADERS} headers", 431)
+    names = {name for name, _ in event.headers}
+    if b"content-length" in names and b"transfer-encoding" in names:
+        raise ProtocolError("both Content-Length and Transfer-Encoding are set")
+    return event
+
+
 async def _read_request(conn: h11.Connection, stream: trio.abc.Stream) -> Request | None:
     """Read one request; ``None`` when the client closed the connection between requests."""
     try:
-        event = await _next_event(conn, stream)
-        if isinstance(event, h11.ConnectionClosed):
+        if not await _wait_for_request(conn, stream):
             return None
-        if not isinstance(event, h11.Request):
-            raise ProtocolError(f"expected a request, got {type(event).__name__}")
-        headers = _decode_headers(event.headers)
-        names = {name for name, _ in headers}
-        if "content-length" in names and "transfer-encoding" in names:
-            raise ProtocolError("both Content-Length and Transfer-Encoding are set")
+        event = None
+        with trio.move_on_after(HEADER_READ_TIMEOUT_S):
+            event = await _read_head(conn, stream)
+        if event is None:
+            raise ProtocolError("request headers not complete in time", 408)
         body = await _read_body(conn, stream)
     except h11.RemoteProtocolError as error:
         raise ProtocolError(str(error), error.error_status_hint) from error
     return Request(
         method=event.method.decode("ascii"),
         target=event.target.decode("latin-1"),
-        headers=headers,
+        headers=_decode_headers(event.headers),
         body=body,
     )
 
@@ -154,7 +219,7 @@ class ClientConnection:
         """
         headers = _end_to_end(request.headers, request.body)
         if request.header("host") is None:
-            headers.insert(0, ("host", host))
+            headers.insert(0, (b"host", host.encode("latin-1")))
         try:
             data = self._conn.send(
                 h11.Request(method=request.method, target=request.target, headers=headers)

@@ -22,8 +22,8 @@ from harness.experiment import (
 from meshcore.config import DestinationPolicy
 from meshcore.policy.faults import AbortFault, DelayFault, FaultRule
 
-# DESIGN.md 4.2, minus the destination fields that meshcore does not read yet
-# (timeout, retries, connectionPool, outlierDetection).
+# DESIGN.md 4.2, with a shorter destination block (the full one is in
+# test_the_design_destination_fields_load).
 DESIGN_EXAMPLE = """\
 apiVersion: meshchaos/v1
 kind: Experiment
@@ -185,15 +185,44 @@ def test_design_example_slos_are_named_after_their_objective() -> None:
     assert {s.severity for s in exp.slos} == {"error"}
 
 
-def test_the_unsupported_design_fields_are_reported_as_unknown() -> None:
+def test_the_design_destination_fields_load() -> None:
     text = edit(
         "        loadBalancer: {simple: LEAST_REQUEST}\n",
-        "        loadBalancer: {simple: LEAST_REQUEST}\n        timeout: 1s\n",
+        "        timeout: 1s\n"
+        "        retries: {attempts: 3, perTryTimeout: 200ms,\n"
+        "                  retryOn: '5xx,reset,connect-failure',\n"
+        "                  budget: {percent: 20, minRetryConcurrency: 3}}\n"
+        "        connectionPool:\n"
+        "          tcp: {maxConnections: 64}\n"
+        "          http: {http1MaxPendingRequests: 32, http2MaxRequests: 128, maxRetries: 8}\n"
+        "        outlierDetection:\n"
+        "          {consecutive5xxErrors: 5, interval: 5s, maxEjectionPercent: 50}\n"
+        "        loadBalancer: {simple: PEAK_EWMA}\n",
         DESIGN_EXAMPLE,
     )
-    assert errors(text) == [
-        "exp.yaml:34:9: unknown field 'timeout'; known fields: loadBalancer",
+    policy = parse(text).mesh.destination("payments")
+    assert policy.timeout_s == 1.0
+    assert (policy.retries.attempts, policy.retries.per_try_timeout_s) == (3, 0.2)
+    assert policy.retries.retry_on == {"5xx", "reset", "connect-failure"}
+    assert policy.connection_pool.max_connections == 64
+    assert policy.outlier_detection is not None
+    assert policy.outlier_detection.max_ejection_percent == 50
+    assert policy.load_balancer == "PEAK_EWMA"
+
+
+def test_a_retried_post_is_warned_about() -> None:
+    text = edit("        - call: backend", "        - call: {service: backend, method: POST}")
+    assert [str(w) for w in parse(text).warnings] == [
+        "exp.yaml:11:44: warning: method: frontend calls backend with POST, and the retry "
+        "policy of backend "
+        "(Istio's default, 2 retries on cancelled,connect-failure,refused-stream,"
+        "retriable-status-codes,unavailable (503)) may run it twice; if it is not idempotent, "
+        "set retries: {attempts: 0} on backend (istio#13851)"
     ]
+    quiet = edit(
+        "  load:", "  mesh: {destinations: {backend: {retries: {attempts: 0}}}}\n  load:", text
+    )
+    assert parse(quiet).warnings == ()
 
 
 def test_defaults() -> None:
@@ -367,15 +396,15 @@ def test_an_edge_target_takes_no_replica() -> None:
 
 def test_with_overrides_updates_fields_and_document() -> None:
     exp = parse(DESIGN_EXAMPLE)
-    changed = with_overrides(exp, seed=7, mode="real", duration_s=50.0, warmup_s=1.0)
-    assert (changed.seed, changed.mode, changed.duration_s, changed.warmup_s) == (7, "real", 50, 1)
-    assert changed.load.stages == (Stage(51.0, 200.0),)
+    changed = with_overrides(exp, seed=7, mode="real", duration_s=55.0, warmup_s=1.0)
+    assert (changed.seed, changed.mode, changed.duration_s, changed.warmup_s) == (7, "real", 55, 1)
+    assert changed.load.stages == (Stage(56.0, 200.0),)
     spec = changed.document["spec"]
     assert isinstance(spec, dict)
     assert (spec["seed"], spec["mode"], spec["duration"], spec["warmup"]) == (
         7,
         "real",
-        "50s",
+        "55s",
         "1s",
     )
     assert changed.sha256 == exp.sha256
@@ -391,6 +420,8 @@ def test_with_overrides_checks_the_result_against_the_file_positions() -> None:
         "the measurement (42s); it ends there",
         "exp.yaml:51:33: start: the fault starts at 45s, at or after the end of the "
         "measurement (42s): it would never act",
+        "exp.yaml:57:19: objective: recovery_time needs every fault to end before the "
+        "measurement does",
     ]
 
 
@@ -731,3 +762,143 @@ def test_only_the_top_is_reported_without_a_spec() -> None:
     assert errors("apiVersion: meshchaos/v1\nkind: Experiment\nmetadata: {name: x}\n") == [
         "exp.yaml:1:1: spec: required field is missing",
     ]
+
+
+# --- SLO guard rails, steady state, relative objectives, routes ---------------------------------
+
+SLOW = "{target: backend, start: 4s, duration: 3s, delay: {fixed: 50ms}}"
+
+
+def fault_and_slos(fault: str, *lines: str) -> str:
+    """BASE with one fault (line 17) and SLOs from line 19 on."""
+    return with_lines(
+        "  faults:", f"    - {fault}", "  slos:", *(f"    - {line}" for line in lines)
+    )
+
+
+def test_guard_rails_and_steady_state_are_read() -> None:
+    exp = parse(
+        fault_and_slos(
+            SLOW,
+            '{objective: "p99 < 60ms", steadyState: true}',
+            '{objective: "error_rate < 5%", abortOnFail: true, delay: 2s}',
+            '{objective: "p99 <= baseline * 2", where: {phase: fault}}',
+            '{objective: "recovery_time < 2s"}',
+        )
+    )
+    steady, guard, relative, recovery = exp.slos
+    assert (steady.name, steady.where, steady.steady_state) == (
+        "p99 < 60ms (phase=baseline)",
+        {"phase": "baseline"},
+        True,
+    )
+    assert (guard.abort_on_fail, guard.abort_delay_s, guard.steady_state) == (True, 2.0, False)
+    assert (relative.abort_on_fail, relative.abort_delay_s) == (False, 0.0)
+    assert recovery.where == {}
+
+
+@pytest.mark.parametrize(
+    ("slo", "diagnostic"),
+    [
+        (
+            '{objective: "p99 < 60ms", delay: 2s}',
+            "exp.yaml:19:40: delay: applies only with abortOnFail: true",
+        ),
+        (
+            '{objective: "p99 < 60ms", abortOnFail: true, severity: warn}',
+            "exp.yaml:19:46: abortOnFail: a warn SLO only reports: it cannot stop the run "
+            "(remove one)",
+        ),
+        (
+            '{objective: "recovery_time < 2s", abortOnFail: true}',
+            "exp.yaml:19:54: abortOnFail: recovery_time is known only at the end of the run",
+        ),
+        (
+            '{objective: "p99 < 60ms", steadyState: true, where: {phase: fault}}',
+            "exp.yaml:19:46: steadyState: a steady-state SLO is checked at the end of the "
+            "baseline, not in phase fault: remove where.phase",
+        ),
+        (
+            '{objective: "p99 < baseline * 2", steadyState: true}',
+            "exp.yaml:19:54: steadyState: p99 relative to the baseline cannot be checked at the "
+            "end of the baseline",
+        ),
+        (
+            '{objective: "p99 < baseline * 2", where: {phase: baseline}}',
+            "exp.yaml:19:19: objective: compares the baseline with itself: a relative "
+            "objective needs another phase",
+        ),
+        (
+            '{objective: "recovery_time < 2s", where: {phase: recovery}}',
+            "exp.yaml:19:56: phase: recovery_time is measured from the end of the last fault: "
+            "it takes no phase",
+        ),
+        (
+            '{objective: "p99 < 60ms", where: {route: /pay}}',
+            "exp.yaml:19:48: route: the load sends no request to '/pay'; its paths: /",
+        ),
+        (
+            '{objective: "p99 < 60ms", where: {status: 500}}',
+            "exp.yaml:19:49: status: expected one of 2xx, 3xx, 4xx, 5xx, connect, reset, "
+            "timeout, got 500",
+        ),
+        (
+            '{objective: "p99 < 60ms", where: {route: /, service: backend}}',
+            "exp.yaml:19:48: route: route and status select the load generator's requests to "
+            "frontend: they cannot be combined with another service or an edge",
+        ),
+        (
+            '{objective: "p99 < 60ms", steadyState: 1}',
+            "exp.yaml:19:46: steadyState: expected true or false, got 1",
+        ),
+    ],
+)
+def test_slo_mistakes_are_shown_at_their_line(slo: str, diagnostic: str) -> None:
+    assert errors(fault_and_slos(SLOW, slo)) == [diagnostic]
+
+
+def test_relative_and_steady_state_slos_need_a_baseline() -> None:
+    text = fault_and_slos(
+        "{target: backend, start: 0s, duration: 3s, delay: {fixed: 50ms}}",
+        '{objective: "p99 < 60ms", steadyState: true}',
+        '{objective: "p99 < baseline * 2"}',
+    )
+    assert errors(text) == [
+        "exp.yaml:19:46: steadyState: there is no baseline to check it on: the first fault "
+        "starts at 0s",
+        "exp.yaml:20:19: objective: has no baseline to compare with: the first fault starts at 0s",
+    ]
+
+
+def test_recovery_time_needs_a_fault_that_ends() -> None:
+    assert errors(slos('{objective: "recovery_time < 2s"}')) == [
+        "exp.yaml:17:19: objective: recovery_time needs every fault to end before the "
+        "measurement does: there are no faults",
+    ]
+    until_the_end = "{target: backend, start: 4s, delay: {fixed: 50ms}}"
+    assert errors(fault_and_slos(until_the_end, '{objective: "recovery_time < 2s"}')) == [
+        "exp.yaml:19:19: objective: recovery_time needs every fault to end before the "
+        "measurement does",
+    ]
+
+
+def test_a_route_is_suggested_and_routes_select_the_load() -> None:
+    text = edit(
+        "load: {target: frontend, rate: 10/s}",
+        "load: {target: frontend, rate: 10/s, requests: [{path: /pay}, {path: /cart}]}",
+    )
+    text += '  slos:\n    - {objective: "p99 < 60ms", where: {route: /par}}\n'
+    assert errors(text) == [
+        "exp.yaml:17:48: route: the load sends no request to '/par' (did you mean '/pay'?); "
+        "its paths: /pay, /cart",
+    ]
+    exp = parse(text.replace("/par}", "/pay, status: 5xx, service: frontend}"))
+    assert exp.slos[0].where == {"route": "/pay", "status": "5xx", "service": "frontend"}
+
+
+def test_a_guard_rail_that_waits_past_the_end_is_a_warning() -> None:
+    exp = parse(slos('{objective: "p99 < 60ms", abortOnFail: true, delay: 10s}'))
+    assert exp.warnings == (
+        "exp.yaml:17:59: warning: delay: the run measures 10s: a guard rail that waits 10s is "
+        "never checked",
+    )

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import pytest
 from hdrh.histogram import HdrHistogram
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from harness.recorder import Recorder
 from harness.slo import (
     Objective,
     ObjectiveError,
+    Recovery,
     check_slo,
     evaluate,
+    measure_recovery,
     parse_objective,
     scope_name,
 )
@@ -229,9 +237,7 @@ def test_a_scope_without_requests_fails(measured: Stats | None, text: str) -> No
     assert evaluate(parse_objective(text), measured) == (None, False, "no requests in scope")
 
 
-@pytest.mark.parametrize(
-    "text", ["retry_amplification <= 1.2", "ejections == 0", "recovery_time < 10s"]
-)
+@pytest.mark.parametrize("text", ["retry_amplification <= 1.2", "ejections == 0"])
 def test_metrics_not_measured_yet_fail_with_a_reason(text: str) -> None:
     assert evaluate(parse_objective(text), requests(10)) == (None, False, "not measured yet")
 
@@ -291,7 +297,7 @@ def test_check_slo_failed_latency() -> None:
 
 
 def test_check_slo_reason_goes_into_json() -> None:
-    result = check_slo("recovers", "recovery_time < 10s", {}, "warn", requests(1))
+    result = check_slo("ejects", "ejections == 0", {}, "warn", requests(1))
     assert result.observed_text == "n/a"
     assert result.to_json()["reason"] == "not measured yet"
     assert result.to_json()["observed"] is None
@@ -333,3 +339,254 @@ def test_check_slo_refuses_bad_input() -> None:
         check_slo("x", "p99 < 1s", {}, "fatal", requests(1))
     with pytest.raises(ObjectiveError):
         check_slo("x", "p99 < 1", {}, "error", requests(1))
+
+
+# --- relative objectives, canonical form ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "relative", "threshold"),
+    [
+        ("p99 <= baseline * 1.2", "*", 1.2),
+        ("p99<=baseline*1.2", "*", 1.2),
+        ("p99 <= baseline", "*", 1.0),
+        ("error_rate <= baseline + 0.5%", "+", 0.005),
+        ("availability >= baseline - 0.1%", "-", 0.001),
+        ("p(99.9) < baseline + 20ms", "+", 0.02),
+        ("throughput >= baseline * 0.9", "*", 0.9),
+        ("mean <= baseline + 1.5 ms", "+", 0.0015),
+    ],
+)
+def test_parse_relative(text: str, relative: str, threshold: float) -> None:
+    objective = parse_objective(text)
+    assert objective.relative == relative
+    assert objective.threshold == pytest.approx(threshold, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "message"),
+    [
+        ("dropped == baseline", 12, "dropped counts the whole run: it has no baseline"),
+        ("recovery_time < baseline", 17, "recovery_time is measured from the end of the faults"),
+        ("p99 < baseline / 2", 16, "expected *, + or - after baseline"),
+        ("p99 < baseline *", 17, "expected a factor after 'baseline *'"),
+        ("p99 < baseline + 5", 19, "latency objective needs a unit"),
+        ("p99 < baseline * 1.2ms", 21, "unexpected 'ms' after the value"),
+        ("p99 < baselines", 7, "expected a non-negative number (or baseline)"),
+    ],
+)
+def test_parse_relative_invalid(text: str, column: int, message: str) -> None:
+    with pytest.raises(ObjectiveError) as caught:
+        parse_objective(text)
+    assert message in caught.value.reason
+    assert caught.value.column == column
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("p(99.90)<1s", "p99.9 < 1000ms"),
+        ("p99 < 250 ms", "p99 < 250ms"),
+        ("error_rate < 0.005", "error_rate < 0.5%"),
+        ("throughput > 600 / m", "throughput > 10/s"),
+        ("recovery_time < 1m", "recovery_time < 60s"),
+        ("dropped==0", "dropped == 0"),
+        ("p99 <= baseline*1.20", "p99 <= baseline * 1.2"),
+        ("p99 <= baseline * 1", "p99 <= baseline"),
+        ("error_rate<=baseline+0.5%", "error_rate <= baseline + 0.5%"),
+    ],
+)
+def test_canonical_form(text: str, canonical: str) -> None:
+    assert parse_objective(text).canonical() == canonical
+
+
+_KINDS = {
+    "mean": "latency",
+    "max": "latency",
+    "error_rate": "ratio",
+    "availability": "ratio",
+    "throughput": "rate",
+    "dropped": "count",
+    "retry_amplification": "count",
+    "ejections": "count",
+    "recovery_time": "duration",
+}
+_NUMBERS = st.floats(min_value=0, max_value=1e9, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def objectives(draw: st.DrawFn) -> Objective:
+    metric = draw(st.sampled_from(["percentile", *_KINDS]))
+    percentile = None
+    if metric == "percentile":
+        percentile = draw(st.floats(min_value=0, max_value=100, exclude_min=True, exclude_max=True))
+    kind = _KINDS.get(metric, "latency")
+    relatives: list[str | None] = [None]
+    if metric not in ("dropped", "recovery_time"):
+        relatives += ["*", "+", "-"]
+    relative = draw(st.sampled_from(relatives))
+    if kind == "ratio" and relative != "*":
+        threshold = draw(st.floats(min_value=0, max_value=1))
+    else:
+        threshold = draw(_NUMBERS)
+    op = draw(st.sampled_from(list(ACCEPTS)))
+    return Objective("", metric, percentile, op, threshold, kind, relative)
+
+
+@given(objectives())
+def test_canonical_form_parses_back_to_the_same_objective(objective: Objective) -> None:
+    text = objective.canonical()
+    assert parse_objective(text) == dataclasses.replace(objective, text=text)
+
+
+@given(objectives(), st.sampled_from(["", " ", "  "]))
+def test_printing_is_idempotent_whatever_the_spacing(objective: Objective, space: str) -> None:
+    text = objective.canonical().replace(" ", space)
+    assert parse_objective(text).canonical() == objective.canonical()
+
+
+@pytest.mark.parametrize("op", ACCEPTS)
+@pytest.mark.parametrize(
+    ("side", "latency_us"), [(BELOW, 1199), (EQUAL, 1200), (ABOVE, 1201)], ids=str
+)
+def test_relative_latency_boundaries(op: str, side: int, latency_us: int) -> None:
+    baseline = requests(100, 1000)
+    for text in (f"p99 {op} baseline * 1.2", f"p99 {op} baseline + 0.2ms"):
+        observed, passed, reason = evaluate(
+            parse_objective(text), requests(100, latency_us), baseline=baseline
+        )
+        assert (observed, reason) == (latency_us / 1000, "")
+        assert passed is ACCEPTS[op][side], text
+
+
+@pytest.mark.parametrize("op", ACCEPTS)
+@pytest.mark.parametrize(("side", "errors"), [(BELOW, 2), (EQUAL, 3), (ABOVE, 4)], ids=str)
+def test_relative_error_rate_boundaries(op: str, side: int, errors: int) -> None:
+    # Baseline 1 in 200 (0.5 %), plus 1 % allowed: 3 in 200.
+    objective = parse_objective(f"error_rate {op} baseline + 1%")
+    observed, passed, _ = evaluate(
+        objective, requests(200, errors=errors), baseline=requests(200, errors=1)
+    )
+    assert observed == pytest.approx(errors / 2)
+    assert passed is ACCEPTS[op][side]
+
+
+@pytest.mark.parametrize("baseline", [None, requests(0)], ids=["none", "empty"])
+def test_a_relative_objective_without_a_baseline_fails(baseline: Stats | None) -> None:
+    objective = parse_objective("p99 <= baseline * 1.2")
+    assert evaluate(objective, requests(10), baseline=baseline) == (
+        1.0,
+        False,
+        "no requests in the baseline to compare with",
+    )
+
+
+def test_check_slo_shows_the_resolved_threshold_of_a_relative_objective() -> None:
+    result = check_slo(
+        "x", "p99 <= baseline * 1.2", {"phase": "fault"}, "error", requests(10, 1300),
+        baseline=requests(10, 1000),
+    )  # fmt: skip
+    assert (result.passed, result.observed_text, result.threshold_text) == (False, "1.3ms", "1.2ms")
+    assert result.to_json()["threshold_text"] == "1.2ms"
+
+
+# --- percentiles against histograms with known values ------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    latencies=st.lists(st.integers(1, 10_000_000), min_size=1, max_size=300),
+    percentile=st.sampled_from([50.0, 75.0, 90.0, 99.0, 99.9]),
+    factor=st.sampled_from([0.5, 0.99, 1.01, 2.0]),
+)
+def test_a_percentile_objective_holds_exactly_when_the_true_percentile_does(
+    latencies: list[int], percentile: float, factor: float
+) -> None:
+    recorder = Recorder()
+    for value in latencies:
+        recorder.record(("all",), 0.0, value / 1_000_000, error=False)
+    stats = recorder.scope("all", 1.0)
+    # The true percentile: the smallest value that at least p % of the values do not exceed.
+    rank = math.ceil(Fraction(str(percentile)) * len(latencies) / 100)
+    true_ms = sorted(latencies)[rank - 1] / 1000
+    threshold_us = true_ms * 1000 * factor
+    for op, holds in (("<", true_ms * 1000 < threshold_us), (">", true_ms * 1000 > threshold_us)):
+        objective = parse_objective(f"p{percentile:g} {op} {threshold_us!r}us")
+        observed, passed, _ = evaluate(objective, stats)
+        assert observed is not None
+        # HDR reports the top of the value's bucket: within 0.1 % above the true value.
+        assert true_ms <= observed <= true_ms * 1.001 + 0.001
+        assert passed is holds
+
+
+# --- recovery_time -------------------------------------------------------------------------
+
+
+def _recovery(
+    seconds: dict[int, tuple[int, int, int]], fault_end_s: float | None = 8.5, end_s: float = 12
+) -> Recovery:
+    """Record {second: (requests, latency_us, errors)} after a clean baseline of p99 10 ms."""
+    recorder = Recorder()
+    for at_s in range(8):
+        for _ in range(100):
+            recorder.record(("all", "phase=baseline"), at_s + 0.5, 0.010, error=False)
+    recorder.record(("all", "phase=baseline"), 7.5, 0.010, error=True)  # 1 in 801
+    for second, (count, latency_us, errors) in seconds.items():
+        for index in range(count):
+            recorder.record(("all",), second + 0.5, latency_us / 1e6, error=index < errors)
+    baseline = recorder.scope("phase=baseline", 8.0)
+    return measure_recovery(recorder.intervals("all"), baseline, fault_end_s, end_s)
+
+
+def test_recovery_is_the_first_second_back_within_ten_percent_of_the_baseline() -> None:
+    # 8 s is still slow; 9 s is 10.9 ms (within 11 ms) but has 2 errors where the baseline
+    # allows ceil(1.1 / 801 * 100) = 1; 10 s is back.
+    seconds = {8: (100, 50_000, 0), 9: (100, 10_900, 2), 10: (100, 10_900, 1)}
+    assert _recovery(seconds) == Recovery(1.5)
+
+
+def test_the_interval_the_fault_ends_in_counts_from_zero() -> None:
+    assert _recovery({8: (100, 10_000, 0)}) == Recovery(0.0)
+
+
+def test_an_empty_second_is_not_a_recovery() -> None:
+    assert _recovery({9: (0, 0, 0), 10: (100, 10_000, 0)}) == Recovery(1.5)
+
+
+def test_never_recovered_counts_until_the_end_of_the_run() -> None:
+    recovery = _recovery({8: (100, 50_000, 0), 11: (100, 50_000, 0)})
+    assert recovery == Recovery(3.5, "not recovered by the end of the run")
+    # The true time is longer than 3.5 s: only a lower bound can hold.
+    for text, passed in (("recovery_time < 10s", False), ("recovery_time > 1s", True)):
+        observed, held, reason = evaluate(parse_objective(text), None, recovery=recovery)
+        assert (observed, held, reason) == (3.5, passed, "not recovered by the end of the run")
+
+
+@pytest.mark.parametrize(
+    ("fault_end_s", "end_s", "reason"),
+    [
+        (None, 12.0, "no fault ends before the end of the measurement"),
+        (8.5, 8.0, "the run ended before the last fault did"),
+    ],
+)
+def test_recovery_that_cannot_be_measured(
+    fault_end_s: float | None, end_s: float, reason: str
+) -> None:
+    recovery = _recovery({}, fault_end_s, end_s)
+    assert recovery == Recovery(None, reason)
+    assert evaluate(parse_objective("recovery_time < 1s"), None, recovery=recovery) == (
+        None,
+        False,
+        reason,
+    )
+
+
+def test_recovery_needs_a_baseline() -> None:
+    assert measure_recovery([], None, 1.0, 2.0) == Recovery(
+        None, "no requests in the baseline to recover to"
+    )
+
+
+def test_scope_names_of_routes_and_status_classes() -> None:
+    where = {"status": "5xx", "route": "/pay", "phase": "fault"}
+    assert scope_name(where) == "phase=fault,route=/pay,status=5xx"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -9,9 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from harness.slo import SloResult, check_slo
-from harness.verdict import overall_verdict, render_markdown, render_verdict_table, write_junit
+from harness.verdict import (
+    explain,
+    overall_verdict,
+    render_markdown,
+    render_rich_verdict,
+    render_verdict_table,
+    write_junit,
+)
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,7 @@ def results() -> list[SloResult]:
         check_slo("checkout p99 under fault", "p99 < 250ms", {"phase": "fault"}, "error", FAULT),
         check_slo(None, "error_rate < 0.5%", {}, "error", ALL),
         check_slo("mean | pipe", "mean < 40ms", {}, "warn", ALL),
-        check_slo("recovers", "recovery_time < 10s", {}, "warn", ALL),
+        check_slo("amplifies", "retry_amplification <= 1.2", {}, "warn", ALL),
     ]
 
 
@@ -139,7 +149,7 @@ def test_junit_suite(tmp_path: Path, summary: dict[str, Any]) -> None:
         "checkout p99 under fault",
         "error_rate < 0.5%",
         "mean | pipe",
-        "recovers",
+        "amplifies",
     ]
     assert {case.attrib["classname"] for case in cases} == {"meshchaos.payments-brownout"}
 
@@ -163,7 +173,7 @@ def test_junit_warnings_are_output_not_failures(tmp_path: Path, summary: dict[st
         "WARN: observed 41.3ms, objective mean < 40ms, scope all"
     )
     assert cases[3].findtext("system-out") == (
-        "WARN: observed n/a (not measured yet), objective recovery_time < 10s, scope all"
+        "WARN: observed n/a (not measured yet), objective retry_amplification <= 1.2, scope all"
     )
 
 
@@ -248,3 +258,103 @@ def test_table_colored(summary: dict[str, Any]) -> None:
 def test_table_without_slos_and_with_an_error() -> None:
     text = render_verdict_table(make_summary([], error="boom"), color=False)
     assert text.splitlines()[-3:] == ["(no SLOs)", "harness error: boom", "verdict: PASS"]
+
+
+# --- runs that ended early, relative objectives, explain(), the rich table -----------------
+
+
+def steady_state_not_met() -> dict[str, Any]:
+    steady = check_slo("steady", "p99 < 5ms", {"phase": "baseline"}, "error", ALL)
+    late = dataclasses.replace(
+        check_slo("late", "p99 < 1s", {"phase": "fault"}, "error", None),
+        skipped=True,
+        reason="not reached: steady state not met",
+    )
+    return make_summary(
+        [steady, late],
+        verdict="fail",
+        steady_state={"met": False, "checked_at_s": 20.0, "failed": [steady.to_json()]},
+    )
+
+
+STEADY_LINE = "steady state not met at 20s ('steady' failed): no fault was injected"
+
+
+def test_junit_of_a_run_whose_steady_state_was_not_met(tmp_path: Path) -> None:
+    suite = read_junit(tmp_path, steady_state_not_met())
+    assert (suite.attrib["tests"], suite.attrib["failures"], suite.attrib["skipped"]) == (
+        "3",
+        "2",
+        "1",
+    )
+    late = suite.find("testcase[@name='late']")
+    assert late is not None
+    skipped = late.find("skipped")
+    assert skipped is not None
+    assert skipped.attrib["message"] == "not reached: steady state not met"
+    run = suite.find("testcase[@name='run']/failure")
+    assert run is not None
+    assert run.attrib["message"] == STEADY_LINE
+
+
+def test_outputs_say_the_steady_state_was_not_met() -> None:
+    summary = steady_state_not_met()
+    assert f"**{STEADY_LINE}**" in render_markdown(summary)
+    assert "1 of 2 SLOs failed, 1 not reached." in render_markdown(summary)
+    table = render_verdict_table(summary, color=False).splitlines()
+    assert table[-2:] == [STEADY_LINE, "verdict: FAIL"]
+    assert table[3].split()[-1] == "SKIP"
+
+
+def test_an_aborted_run_names_its_guard_rail(tmp_path: Path) -> None:
+    guard = check_slo("guard", "error_rate < 0.01%", {}, "error", ALL)
+    summary = make_summary([guard], aborted={"at_s": 4.0, "slo": guard.to_json()})
+    line = (
+        "aborted at 4s by the guard rail 'guard': observed 0.05%, objective error_rate < 0.01%, "
+        "scope all"
+    )
+    assert render_verdict_table(summary, color=False).splitlines()[-2] == line
+    run = read_junit(tmp_path, summary).find("testcase[@name='run']/failure")
+    assert run is not None
+    assert run.attrib["message"] == line
+
+
+def test_a_relative_objective_shows_its_resolved_threshold(tmp_path: Path) -> None:
+    relative = check_slo(
+        "x", "p99 <= baseline * 2", {"phase": "fault"}, "error", FAULT, baseline=ALL
+    )
+    summary = make_summary([relative])
+    detail = "observed 312ms, objective p99 <= baseline * 2 (= 82.6ms), scope phase=fault"
+    failure = read_junit(tmp_path, summary).find("testcase/failure")
+    assert failure is not None
+    assert failure.attrib["message"] == detail
+    assert "`p99 <= baseline * 2 (= 82.6ms)`" in render_markdown(summary)
+
+
+def test_explain_lists_every_slo_that_did_not_pass(summary: dict[str, Any]) -> None:
+    assert explain(summary).splitlines() == [
+        "meshchaos payments-brownout: FAIL, 1 of 4 SLOs failed, 2 warnings",
+        "FAIL 'checkout p99 under fault': observed 312ms, objective p99 < 250ms, scope phase=fault",
+        "WARN 'mean | pipe': observed 41.3ms, objective mean < 40ms, scope all",
+        "WARN 'amplifies': observed n/a (not measured yet), objective retry_amplification "
+        "<= 1.2, scope all",
+    ]
+    assert explain(steady_state_not_met()).splitlines()[1] == STEADY_LINE
+
+
+def test_rich_table_holds_the_same_rows(summary: dict[str, Any]) -> None:
+    console = Console(width=160, record=True, file=io.StringIO(), color_system=None)
+    console.print(render_rich_verdict(summary))
+    text = console.export_text()
+    assert "meshchaos payments-brownout" in text
+    assert "1 of 4 SLOs failed, 2 warnings" in text
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in text.splitlines()]
+    assert ["checkout p99 under fault", "p99 < 250ms", "phase=fault", "312ms", "FAIL"] in rows
+    assert [
+        "amplifies",
+        "retry_amplification <= 1.2",
+        "all",
+        "n/a (not measured yet)",
+        "WARN",
+    ] in rows
+    assert text.rstrip().splitlines()[-1] == "verdict: FAIL"

@@ -46,3 +46,17 @@ def test_abort_with_zero_fraction_never_fires() -> None:
     rule = FaultRule("never", abort=AbortFault(503, fraction=0.0))
     rng = random.Random(5)
     assert all(not decide_faults((rule,), rng).injected for _ in range(1000))
+
+
+def test_header_matched_rules_only_act_on_matching_requests() -> None:
+    from meshcore.policy.routing import HeaderMatch, StringMatch
+
+    rule = FaultRule(
+        "tester",
+        abort=AbortFault(503),
+        headers=(HeaderMatch("x-user", StringMatch("prefix", "t")),),
+    )
+    rng = random.Random(1)
+    assert decide_faults((rule,), rng, (("x-user", "alice"),)) is NO_FAULT
+    assert decide_faults((rule,), rng, (("x-user", "tom"),)).abort_status == 503
+    assert rule.applies((("x-user", "tim"),))

@@ -144,7 +144,8 @@ async def test_admin_metrics_config_and_bad_faults(autojump_clock: trio.abc.Cloc
         config = json.loads(
             (await request_once(network, addresses.admin, Request("GET", "/config"))).body
         )
-        assert config["policies"]["backend"]["load_balancer"] == "LEAST_REQUEST"
+        assert config["policies"]["backend"]["loadBalancer"] == {"simple": "LEAST_REQUEST"}
+        assert config["policies"]["backend"]["retries"]["attempts"] == 2  # Istio's default
         bad = {"name": "x", "delay": {"fixed": "soon"}}
         refused = await request_once(
             network, addresses.admin, Request("POST", "/faults", body=json.dumps(bad).encode())
