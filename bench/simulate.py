@@ -41,7 +41,9 @@ def experiment_document(minutes: float, rate: float, mtls: str) -> dict[str, obj
                 {
                     "name": "backend",
                     "replicas": 3,
-                    "script": [{"sleep": {"distribution": "lognormal", "median": "5ms", "p99": "20ms"}}],
+                    "script": [
+                        {"sleep": {"distribution": "lognormal", "median": "5ms", "p99": "20ms"}}
+                    ],
                     "responseSize": "512B",
                 },
             ],

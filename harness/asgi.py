@@ -2,11 +2,11 @@
 
 Real mode serves each synthetic service with hypercorn, one process per replica. Simulate mode
 runs every replica in one Trio run on the in-memory network, and serves the same ASGI app with
-:func:`serve_asgi` instead, over :func:`meshcore.transport.http1.serve_http`: HTTP/1.1
-keep-alive, whole bodies, the same framing the sidecars speak. Hypercorn could be driven over a
-memory stream too (its ``TCPServer`` takes any stream), but that needs a fake socket and its
-internal worker classes, and it costs about 2.5 times the CPU per request of this adapter,
-which is most of what bounds simulate mode's speed (docs/ARCHITECTURE.md).
+:func:`serve_asgi` instead, over the sidecars' own HTTP/1.1 server
+(:func:`meshcore.transport.llhttp.serve_http`): keep-alive, whole bodies, the same framing.
+Hypercorn could be driven over a memory stream too (its ``TCPServer`` takes any stream), but
+that needs a fake socket and its internal worker classes, and it costs several times the CPU
+per request of this adapter (docs/ARCHITECTURE.md).
 
 The app gets the ASGI 3 ``lifespan`` protocol (startup before the first connection is
 served), then one ``http`` scope per request.
@@ -20,7 +20,8 @@ from typing import Any
 import trio
 
 from meshcore.model import Endpoint, Request, Response
-from meshcore.transport.http1 import Handler, serve_http
+from meshcore.transport.codec import Handler
+from meshcore.transport.llhttp import serve_http
 from meshcore.transport.network import Network
 
 __all__ = ["AsgiApp", "AsgiError", "asgi_handler", "serve_asgi"]
@@ -41,7 +42,7 @@ class AsgiError(Exception):
 def asgi_handler(
     app: AsgiApp, server: Endpoint, on_error: Callable[[Exception], None] | None = None
 ) -> Handler:
-    """Return a :data:`~meshcore.transport.http1.Handler` that runs ``app`` per request.
+    """Return a :data:`~meshcore.transport.codec.Handler` that runs ``app`` per request.
 
     An app that raises, or answers nothing, gets a 500 for that request, as hypercorn gives;
     ``on_error`` hears why (a log).

@@ -3,25 +3,42 @@
 Each fault kind is a small unit registered by name in :data:`FAULT_KINDS` (Toxiproxy's
 ``toxics/*.go`` habit): a class with ``apply`` and ``revert`` that acts on the topology.
 
-- ``delay``/``abort`` (mesh faults) are posted to the sidecars' admin API, with the same
-  fields as in the experiment file; reverting deletes them.
+- ``delay``/``abort`` (mesh faults) and the connection-level ``toxic``, ``partition``,
+  ``certExpired``, ``wrongIdentity`` and ``untrustedCa`` are posted to the sidecars' admin
+  API, with the same fields as in the experiment file; reverting deletes them.
 - ``kill`` SIGKILLs the target replicas with their sidecars; reverting restarts them.
 - ``pause`` SIGSTOPs them; reverting SIGCONTs them.
+
+Schedules (docs/faults.md): a fault acts in each of its windows (one from ``start`` for
+``duration``, or a recurring ``for`` every ``every``), on its target's replicas (all, one, or the
+share the seed chose). A ``ramp`` raises a delay's or an abort's percent linearly from 0 over its
+length, in steps of :data:`RAMP_STEP_S`: the schedule re-posts the rule with the step's percent,
+and the sidecar replaces a rule of the same name at once. Steps of 1 s keep the ramp in the
+schedule (no clock shared between processes, no sidecar change) and are as fine as the report,
+whose intervals are 1 s: each step holds the linear ramp's mean over its second.
+
+Overlapping faults compose: mesh faults are separate rules that the sidecar combines (delays
+add up, the first abort wins), and process faults count their holders, so a replica killed by
+two faults comes back when the last of them ends.
 
 Reverting always runs: when the run ends early (an error, Ctrl-C), every mesh fault still
 applied is removed, shielded from the cancellation, before the topology is taken down (killed
 or paused processes are reaped with it). A ``kill`` or ``pause`` without ``duration`` holds
 until the end of the run. Each fault's real application and removal times are kept for the
-report (``applied_at_s``, ``removed_at_s``, seconds after the start of measurement).
+report (``applied_at_s``, ``removed_at_s``, seconds after the start of measurement), one
+:class:`AppliedFault` per window.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
+import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -34,6 +51,7 @@ from meshcore.transport.network import Network
 
 __all__ = [
     "FAULT_KINDS",
+    "RAMP_STEP_S",
     "AppliedFault",
     "ChaosError",
     "ChaosTarget",
@@ -42,6 +60,7 @@ __all__ = [
 ]
 
 _REVERT_DEADLINE_S = 5.0
+RAMP_STEP_S = 1.0
 
 
 class ChaosError(Exception):
@@ -94,8 +113,12 @@ class FaultAction(Protocol):
         ...
 
 
+# Faults the sidecars apply to connections: Toxiproxy's toxics, partitions, bad certificates.
+_CONNECTION_KINDS = ("toxic", "partition", "certExpired", "wrongIdentity", "untrustedCa")
+
+
 class MeshFault:
-    """``delay`` and ``abort``: a runtime fault in the sidecars' admin API."""
+    """A runtime fault in the sidecars' admin API: delay, abort, or a connection-level fault."""
 
     reverts_on_exit = True
 
@@ -104,10 +127,31 @@ class MeshFault:
         self._topology = topology
 
     async def apply(self) -> None:
-        """POST the fault to every sidecar it acts in."""
+        """POST the fault to every sidecar it acts in (at the ramp's first step, if any)."""
+        ramp_s = self._spec.ramp_s
+        await self._post(1.0 if ramp_s is None else ramp_scale(0, ramp_s))
+
+    async def ramp(self, window_start: float) -> None:
+        """Re-post the fault at each later step of its ramp, from ``window_start`` (trio time)."""
+        ramp_s = self._spec.ramp_s
+        if ramp_s is None:
+            return
+        for step in range(1, math.ceil(ramp_s / RAMP_STEP_S)):
+            await trio.sleep_until(window_start + step * RAMP_STEP_S)
+            await self._post(ramp_scale(step, ramp_s))
+        await trio.sleep_until(window_start + ramp_s)
+        await self._post(1.0)
+
+    async def _post(self, scale: float) -> None:
         spec = self._spec
-        keys = ("delay", "abort", "level", "headers")
-        body = {key: spec.fields[key] for key in keys if key in spec.fields}
+        keys = ("delay", "abort", "level", "headers", *_CONNECTION_KINDS)
+        body: dict[str, Any] = {
+            key: copy.deepcopy(spec.fields[key]) for key in keys if key in spec.fields
+        }
+        if scale < 1.0 and spec.rule is not None:
+            for key, part in (("delay", spec.rule.delay), ("abort", spec.rule.abort)):
+                if part is not None:
+                    body[key]["percent"] = round(100 * part.fraction * scale, 6)
         body["name"] = spec.name
         if spec.target.source is not None:
             body["destination"] = spec.target.service
@@ -146,19 +190,37 @@ class ReplicaFault:
         act: Callable[[Replica], None],
         undo: Callable[[Replica], None],
     ) -> None:
+        self._kind = spec.kind
         self._replicas = topology.chosen(spec.target)
         self._act = act
         self._undo = undo
+        #: How many faults of this kind hold each replica; the schedule shares one between its
+        #: faults, so overlapping ones compose (acted on by the first, undone by the last).
+        self.holds: Counter[tuple[str, str]] = Counter()
 
     async def apply(self) -> None:
-        """Act on every target replica."""
+        """Act on every target replica that no other fault of this kind holds yet."""
         for replica in self._replicas:
-            self._act(replica)
+            key = (self._kind, replica.name)
+            self.holds[key] += 1
+            if self.holds[key] == 1:
+                self._act(replica)
 
     async def revert(self) -> None:
-        """Undo the fault on every target replica."""
+        """Undo the fault on every target replica that no other fault still holds."""
         for replica in self._replicas:
-            self._undo(replica)
+            key = (self._kind, replica.name)
+            self.holds[key] -= 1
+            if self.holds[key] == 0:
+                self._undo(replica)
+
+
+def ramp_scale(step: int, ramp_s: float) -> float:
+    """Return the share of its percent a ramped fault has in step ``step`` (0-based).
+
+    The linear ramp's mean over the step, so the staircase carries the same faults on average.
+    """
+    return min(1.0, (step + 0.5) * RAMP_STEP_S / ramp_s)
 
 
 FAULT_KINDS: dict[str, Callable[[FaultSpec, ChaosTarget], FaultAction]] = {
@@ -167,53 +229,76 @@ FAULT_KINDS: dict[str, Callable[[FaultSpec, ChaosTarget], FaultAction]] = {
     "delay+abort": MeshFault,
     "kill": lambda spec, topology: ReplicaFault(spec, topology, topology.kill, topology.restart),
     "pause": lambda spec, topology: ReplicaFault(spec, topology, topology.pause, topology.resume),
+    # Connection-level faults act in the sidecars' transport, posted like delay and abort.
+    **dict.fromkeys(_CONNECTION_KINDS, MeshFault),
 }
 
 
 @dataclass
 class AppliedFault:
-    """What happened to one scheduled fault."""
+    """What happened to one scheduled fault, in one of its windows (``window`` for recurring)."""
 
     spec: FaultSpec
     applied_at_s: float | None = None
     removed_at_s: float | None = None
+    window: int | None = None
 
 
 class FaultSchedule:
     """Applies ``faults`` on time to ``topology``."""
 
     def __init__(self, faults: tuple[FaultSpec, ...], topology: ChaosTarget) -> None:
-        self.applied = [AppliedFault(spec) for spec in faults]
+        # One entry per fault now (its first window); a recurring fault adds one per window.
+        self.applied = [
+            AppliedFault(spec, window=None if spec.every_s is None else 0) for spec in faults
+        ]
         self._actions: list[FaultAction] = [
             FAULT_KINDS[spec.kind](spec, topology) for spec in faults
         ]
+        holds: Counter[tuple[str, str]] = Counter()
+        for action in self._actions:
+            if isinstance(action, ReplicaFault):
+                action.holds = holds
+        self._action_of = {
+            id(spec): action for spec, action in zip(faults, self._actions, strict=True)
+        }
 
     async def run(self, measure_start: float, end_s: float) -> None:
         """Run the schedule; ``end_s`` (after ``measure_start``) ends faults without a duration."""
         try:
             async with trio.open_nursery() as nursery:
-                for fault, action in zip(self.applied, self._actions, strict=True):
+                for fault, action in zip(list(self.applied), self._actions, strict=True):
                     nursery.start_soon(self._hold, fault, action, measure_start, end_s)
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(_REVERT_DEADLINE_S):
-                for fault, action in zip(self.applied, self._actions, strict=True):
+                for fault in self.applied:
+                    action = self._action_of[id(fault.spec)]
                     still_on = fault.applied_at_s is not None and fault.removed_at_s is None
                     if still_on and action.reverts_on_exit:
                         await self._revert(fault, action, measure_start)
 
     async def _hold(
-        self, fault: AppliedFault, action: FaultAction, measure_start: float, end_s: float
+        self, first: AppliedFault, action: FaultAction, measure_start: float, end_s: float
     ) -> None:
-        spec = fault.spec
-        await trio.sleep_until(measure_start + spec.start_s)
-        # Marked applied before acting, so that a cancellation half way still reverts.
-        fault.applied_at_s = trio.current_time() - measure_start
-        await action.apply()
-        if spec.duration_s is None and not action.reverts_on_exit:
-            return  # a process fault without duration holds until the run ends
-        stop_s = end_s if spec.duration_s is None else spec.start_s + spec.duration_s
-        await trio.sleep_until(measure_start + min(stop_s, end_s))
-        await self._revert(fault, action, measure_start)
+        """Apply and revert ``action`` in each window of its fault."""
+        spec = first.spec
+        for index, (start_s, stop_s) in enumerate(spec.windows(end_s)):
+            fault = first
+            if index > 0:
+                fault = AppliedFault(spec, window=index)
+                self.applied.append(fault)
+            await trio.sleep_until(measure_start + start_s)
+            # Marked applied before acting, so that a cancellation half way still reverts.
+            fault.applied_at_s = trio.current_time() - measure_start
+            await action.apply()
+            if spec.duration_s is None and spec.every_s is None and not action.reverts_on_exit:
+                return  # a process fault without duration holds until the run ends
+            async with trio.open_nursery() as window:
+                if isinstance(action, MeshFault):
+                    window.start_soon(action.ramp, measure_start + start_s)
+                await trio.sleep_until(measure_start + stop_s)
+                window.cancel_scope.cancel()
+            await self._revert(fault, action, measure_start)
 
     async def _revert(self, fault: AppliedFault, action: FaultAction, measure_start: float) -> None:
         await action.revert()

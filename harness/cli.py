@@ -133,6 +133,8 @@ def _run(args: argparse.Namespace) -> int:
         shutil.copyfile(result.run_dir / "junit.xml", args.junit)
     print_verdict(result.summary, quiet=args.quiet)
     print(f"report: {result.run_dir}")
+    for crash in result.summary.get("crashes", []):
+        print(f"crash: {crash}", file=sys.stderr)
     if result.summary.get("error"):
         print(f"harness error: {result.summary['error']}", file=sys.stderr)
     return result.exit_code

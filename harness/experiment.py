@@ -23,7 +23,9 @@ import copy
 import dataclasses
 import difflib
 import hashlib
+import math
 import os
+import random
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,6 +90,7 @@ LOADGEN = "loadgen"  # the workload name of the load generator; no service may t
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 PHASES = ("baseline", "fault", "recovery", "all")
 _NAME = re.compile(r"[a-z0-9-]+")
+_APP_REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,7 +141,12 @@ def iter_calls(steps: Sequence[Step]) -> Iterator[CallStep]:
 
 @dataclass(frozen=True, slots=True)
 class ServiceSpec:
-    """One synthetic service: how many replicas, and what each does per request."""
+    """One service: how many replicas, and what each does per request.
+
+    A synthetic service runs ``script``; a service brought by the user is an ASGI ``app``
+    (``module:attribute``, served by hypercorn) or a ``command`` listening on ``port`` (``None``:
+    the port the topology gives it in ``MESHCHAOS_PORT``). At most one of the three is set.
+    """
 
     name: str
     replicas: int = 1
@@ -146,6 +154,9 @@ class ServiceSpec:
     error_rate: float = 0.0  # fraction of requests the service itself answers with 500
     response_size_bytes: int = 0
     labels: Mapping[str, str] = field(default_factory=dict)
+    app: str | None = None
+    command: tuple[str, ...] | None = None
+    port: int | None = None
 
     def calls(self) -> tuple[CallStep, ...]:
         """Return every call this service makes, concurrent ones included."""
@@ -243,6 +254,8 @@ class FaultTarget:
     service: str
     replica: int | None = None
     source: str | None = None
+    # A share of a service's replicas (`replicas: 50%`): the indices the seed chose, in order.
+    chosen: tuple[int, ...] | None = None
 
     @classmethod
     def parse(cls, text: object) -> FaultTarget:
@@ -296,6 +309,25 @@ class FaultSpec:
     duration_s: float | None
     fields: Mapping[str, object]
     rule: FaultRule | None = None
+    ramp_s: float | None = None  # delay/abort percent rises from 0 over this, in each window
+    every_s: float | None = None  # recurring: a window of `for_s` every `every_s` ...
+    for_s: float | None = None  # ... from `start_s`, while within `duration_s`
+
+    def windows(self, end_s: float) -> tuple[tuple[float, float], ...]:
+        """Return the (start, stop) windows in which the fault acts, cut at ``end_s``.
+
+        One window from ``start_s`` for ``duration_s`` (until ``end_s`` without one); for a
+        recurring fault, a window of ``for_s`` every ``every_s`` within that span.
+        """
+        span_end = end_s if self.duration_s is None else min(end_s, self.start_s + self.duration_s)
+        if self.every_s is None or self.for_s is None:
+            return ((self.start_s, span_end),) if self.start_s < span_end else ()
+        windows = []
+        start = self.start_s
+        while start < span_end - 1e-9:
+            windows.append((start, min(start + self.for_s, span_end)))
+            start = self.start_s + len(windows) * self.every_s  # no drift from repeated sums
+        return tuple(windows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -590,7 +622,8 @@ def _build(
 # --------------------------------------------------------------------------------------------
 
 _MESH_KINDS = ("delay", "abort")
-FAULT_KINDS = (*_MESH_KINDS, "kill", "pause", "partition", "toxic")
+_CERTIFICATE_KINDS = ("certExpired", "wrongIdentity", "untrustedCa")  # meshcore.toxic_config
+FAULT_KINDS = (*_MESH_KINDS, "kill", "pause", "partition", "toxic", *_CERTIFICATE_KINDS)
 
 # Toxiproxy's toxics, with its attributes in the file's camelCase: (field, converter, required).
 # Durations replace Toxiproxy's milliseconds, sizes and bandwidths carry units.
@@ -649,6 +682,37 @@ def _positive_number(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ValueError(f"expected a number above 0, got {value!r}")
     return float(value)
+
+
+def _app_reference(value: object) -> str:
+    text = string(value)
+    if not _APP_REFERENCE.fullmatch(text):
+        raise ValueError(f"expected module:attribute (an ASGI app, as hypercorn takes): {text!r}")
+    return text
+
+
+def _port(value: object) -> int:
+    port = int_at_least(1)(value)
+    if port > 65535:
+        raise ValueError(f"expected a port between 1 and 65535, got {port}")
+    return port
+
+
+def _share(value: object) -> float:
+    share = parse_percent(value)
+    if share <= 0:
+        raise ValueError("a share of replicas must be above 0%")
+    return share
+
+
+def _choose(service: ServiceSpec, share: float, seed: int, fault: FaultSpec) -> tuple[int, ...]:
+    """Choose ``share`` of ``service``'s replicas for ``fault``, from the seed (at least one).
+
+    Rounded down, as Chaos Mesh's ``fixed-percent`` mode does, but never none: 50% of 3 is 1.
+    """
+    count = max(1, math.floor(service.replicas * share + 1e-9))
+    rng = random.Random(f"{seed}:fault:{fault.name}:replicas")
+    return tuple(sorted(rng.sample(range(service.replicas), count)))
 
 
 def _http_path(value: object) -> str:
@@ -775,7 +839,7 @@ class _ExperimentReader:
         services = self.read_services(spec)
         mesh = self.read_mesh(spec.child("mesh"))
         load = self.read_load(spec, warmup_s, duration_s)
-        faults = self.read_faults(spec, duration_s)
+        faults = self.read_faults(spec, duration_s, seed)
         slos = self.read_slos(spec, load, faults, duration_s)
         spec.finish()
         top.finish()
@@ -829,11 +893,47 @@ class _ExperimentReader:
         error_rate = reader.take("errorRate", parse_percent, default=0.0)
         response_size = reader.take("responseSize", parse_size, default=0)
         labels = self.read_string_map(reader, "labels")
+        app, command, port = self.read_own_service(reader, replicas)
         reader.finish()
         if name is not None:
             self.services[name] = ServiceSpec(
-                name, replicas, script, error_rate, response_size, labels
+                name, replicas, script, error_rate, response_size, labels, app, command, port
             )
+
+    def read_own_service(
+        self, reader: FieldReader, replicas: int
+    ) -> tuple[str | None, tuple[str, ...] | None, int | None]:
+        """Read ``app`` or ``command`` (with ``port``): a service the user brings."""
+        given = [key for key in ("script", "app", "command") if reader.has(key)]
+        if len(given) > 1:
+            self.problem(
+                (*reader.path, given[1]),
+                f"a service runs one of script, app or command, and this one has "
+                f"{' and '.join(given)}",
+            )
+        app = reader.take("app", _app_reference, default=None)
+        command = None
+        if reader.has("command"):
+            items = reader.items("command")
+            command = tuple(str(v) for _, v in items if isinstance(v, str | int | float))
+            if not items or len(command) != len(items):
+                self.problem(
+                    (*reader.path, "command"), "expected a non-empty list of strings (argv)"
+                )
+        port = reader.take("port", _port, default=None)
+        if port is not None and command is None:
+            self.problem((*reader.path, "port"), "port goes with command (the port it listens on)")
+        elif port is not None and replicas > 1:
+            self.problem(
+                (*reader.path, "port"),
+                f"{replicas} replicas cannot all listen on port {port}: leave port out and "
+                "listen on $MESHCHAOS_PORT, which the topology sets for each replica",
+            )
+        if app is not None or command is not None:
+            for key in ("errorRate", "responseSize"):
+                if reader.has(key):
+                    self.problem((*reader.path, key), f"{key} applies to a scripted service only")
+        return app, command, port
 
     def read_steps(
         self, items: Sequence[tuple[Path, object]], caller: str | None, *, in_group: bool = False
@@ -1117,7 +1217,9 @@ class _ExperimentReader:
 
     # --- faults ----------------------------------------------------------------------------
 
-    def read_faults(self, spec: FieldReader, duration_s: float | None) -> tuple[FaultSpec, ...]:
+    def read_faults(
+        self, spec: FieldReader, duration_s: float | None, seed: int | None = None
+    ) -> tuple[FaultSpec, ...]:
         """Read ``spec.faults``, naming the unnamed ones ``<kind>-<target>``."""
         items = spec.items("faults")
         taken = {item["name"] for _, item in items if isinstance(item, dict) and "name" in item}
@@ -1130,6 +1232,8 @@ class _ExperimentReader:
                 self.problem((*path, "name"), f"a second fault called {name!r}")
             named.add(name)
             fault = self.read_fault(reader, name, taken, duration_s)
+            if fault is not None:
+                fault = self.read_schedule(reader, fault, seed or 0)
             reader.finish()
             if fault is not None:
                 faults.append(dataclasses.replace(fault, fields=copy.deepcopy(item)))
@@ -1160,6 +1264,48 @@ class _ExperimentReader:
             return None
         return FaultSpec(name, target, kind, start_s, fault_duration_s, {}, rule)
 
+    def read_schedule(self, reader: FieldReader, fault: FaultSpec, seed: int) -> FaultSpec | None:
+        """Read a fault's share of replicas, ``ramp`` and recurring ``every``/``for``."""
+        target = fault.target
+        share = reader.take("replicas", _share, default=None)
+        if share is not None:
+            service = self.services.get(target.service)
+            if target.replica is not None or target.is_edge:
+                self.problem(
+                    (*reader.path, "replicas"),
+                    f"a share of replicas needs a service as target, not {target}",
+                )
+            elif service is not None:
+                target = dataclasses.replace(target, chosen=_choose(service, share, seed, fault))
+        ramp_s = reader.take("ramp", _positive_duration, default=None)
+        if ramp_s is not None and fault.rule is None:
+            self.problem((*reader.path, "ramp"), "ramp raises a delay's or an abort's percent only")
+        every_s = reader.take("every", _positive_duration, default=None)
+        for_s = reader.take("for", _positive_duration, default=None)
+        if (every_s is None) != (for_s is None):
+            missing = "for" if for_s is None else "every"
+            self.problem(
+                reader.path, f"a recurring fault needs every and for; {missing} is missing"
+            )
+        elif every_s is not None and for_s is not None and for_s >= every_s:
+            self.problem(
+                (*reader.path, "for"),
+                f"for ({format_duration(for_s)}) must be shorter than every "
+                f"({format_duration(every_s)}), or the fault never stops: drop every and for",
+            )
+        if ramp_s is not None:
+            window_s = for_s if for_s is not None else fault.duration_s
+            if window_s is not None and ramp_s > window_s + 1e-9:
+                self.problem(
+                    (*reader.path, "ramp"),
+                    f"the ramp ({format_duration(ramp_s)}) outlasts the fault's window "
+                    f"({format_duration(window_s)}): its percent is never reached",
+                    "warning",
+                )
+        return dataclasses.replace(
+            fault, target=target, ramp_s=ramp_s, every_s=every_s, for_s=for_s
+        )
+
     def fault_kind(self, reader: FieldReader) -> str | None:
         """Return the fault's kind: delay and/or abort, or exactly one other kind."""
         present = [kind for kind in FAULT_KINDS if reader.has(kind)]
@@ -1185,12 +1331,15 @@ class _ExperimentReader:
         body = reader.child(kind)
         if kind == "toxic":
             self.read_toxic(body)
+        elif kind == "wrongIdentity":
+            body.take("service", _name, default=None)  # whose identity it presents
+            body.finish()
         else:
             for key in body.names():
                 body.problem(
                     (key,), f"unknown field {key!r}: {kind} takes none; write {kind}: {{}}"
                 )
-        if kind in ("kill", "pause") and target is not None and target.is_edge:
+        if kind in ("kill", "pause", *_CERTIFICATE_KINDS) and target is not None and target.is_edge:
             self.problem(
                 (*reader.path, "target"),
                 f"{kind} acts on a service or one replica, not on an edge; "
@@ -1428,11 +1577,19 @@ class _ExperimentReader:
         if status is not None:
             where["status"] = status
         target = load.target if load is not None else None
-        if (route or status) and (edge is not None or service not in (None, target)):
+        elsewhere = edge is not None or service not in (None, target)
+        if route and elsewhere:
             self.problem(
-                (*fields.path, "route" if route else "status"),
+                (*fields.path, "route"),
                 f"route and status select the load generator's requests to {target}: "
                 "they cannot be combined with another service or an edge",
+            )
+        elif status in ("connect", "reset", "timeout") and elsewhere:
+            # The sidecars measure edges by HTTP status class (2xx..5xx) only.
+            self.problem(
+                (*fields.path, "status"),
+                f"status {status} selects the load generator's requests to {target}: "
+                "on another service or an edge use 2xx, 3xx, 4xx or 5xx",
             )
         fields.finish()
         return where

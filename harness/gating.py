@@ -109,7 +109,7 @@ def measured_where(where: Mapping[str, str], load_target: str) -> dict[str, str]
 
     The load generator measures the load target, so ``service: <target>`` is the same scope as
     no service at all, and ``phase: all`` the same as no phase. Other services and edges are
-    measured by the sidecars (coming).
+    measured by the sidecars (:mod:`harness.edges`).
     """
     result = dict(where)
     if result.get("service") == load_target and "edge" not in result:
@@ -143,15 +143,19 @@ def check(slo: SloSpec, measurements: Measurements, load_target: str) -> SloResu
     recovery = None
     if objective.metric == "recovery_time":
         recovery = _recovery(measurements, where)
+    stats = measurements.stats(where)
+    # Only edge and service scopes hold the sidecars' counters (attempts, ejections).
+    edge_scope = stats is not None and ("edge" in where or "service" in where)
     return check_slo(
         slo.name,
         slo.objective,
         slo.where,
         slo.severity,
-        measurements.stats(where),
+        stats,
         dropped=measurements.dropped,
         baseline=baseline,
         recovery=recovery,
+        counters=stats.counters if edge_scope and stats is not None else None,
     )
 
 

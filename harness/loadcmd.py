@@ -25,7 +25,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import trio
-from hdrh.histogram import HdrHistogram
 
 from harness.experiment import LoadSpec, RequestSpec, Stage
 from harness.hdrlog import write_hlog
@@ -88,31 +87,13 @@ class LoadRun:
 
     def encode(self) -> dict[str, Any]:
         """Return this run as JSON: every interval histogram HDR-encoded."""
-        scopes: dict[str, list[dict[str, Any]]] = {}
-        for name in self.recorder.scope_names():
-            out_of_range = self.recorder.scope(name, 0.0).out_of_range
-            scopes[name] = [
-                {
-                    "index": interval.index,
-                    "errors": interval.errors,
-                    "out_of_range": out_of_range if position == 0 else 0,
-                    "histogram": interval.histogram.encode().decode("ascii"),
-                }
-                for position, interval in enumerate(self.recorder.iter_intervals(name))
-            ]
+        scopes = {name: self.recorder.encode_scope(name) for name in self.recorder.scope_names()}
         return {"scopes": scopes, "outcomes": dict(self.outcomes), "dropped": self.dropped}
 
     def add_encoded(self, document: dict[str, Any]) -> None:
         """Add a worker's :meth:`encode` output to this run."""
         for name, intervals in document["scopes"].items():
-            for item in intervals:
-                self.recorder.add_interval(
-                    name,
-                    item["index"],
-                    HdrHistogram.decode(item["histogram"]),
-                    errors=item["errors"],
-                    out_of_range=item["out_of_range"],
-                )
+            self.recorder.add_encoded(name, intervals)
         self.outcomes.update(document["outcomes"])
         self.dropped += document["dropped"]
 

@@ -1,7 +1,8 @@
 """The phases of a run, from its fault schedule (pure).
 
 ``baseline`` is before the first fault starts, ``fault`` while any fault is active, and
-``recovery`` after the last fault ends; ``all`` is the whole measured time. Times are seconds
+``recovery`` after the last fault ends; ``all`` is the whole measured time. Each window of a
+recurring fault (``every``/``for``) is a window of the ``fault`` phase. Times are seconds
 after the start of measurement (warmup excluded). Between two faults that do not overlap, the
 time belongs to no phase but ``all``. A run without faults is all baseline.
 """
@@ -30,12 +31,8 @@ class Phase:
 
 
 def _fault_windows(experiment: Experiment) -> list[tuple[float, float]]:
-    """Return the union of the faults' active windows, merged and sorted."""
-    end = experiment.duration_s
-    spans = sorted(
-        (f.start_s, end if f.duration_s is None else min(end, f.start_s + f.duration_s))
-        for f in experiment.faults
-    )
+    """Return the union of the faults' active windows (recurring ones each), merged and sorted."""
+    spans = sorted(window for f in experiment.faults for window in f.windows(experiment.duration_s))
     merged: list[tuple[float, float]] = []
     for start, stop in spans:
         if merged and start <= merged[-1][1]:

@@ -16,7 +16,7 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import trio
@@ -30,13 +30,21 @@ class OwnedProcess:
     """One supervised command, its output appended to ``log_path``."""
 
     def __init__(
-        self, name: str, argv: list[str], log_path: Path, on_crash: Callable[[str], None]
+        self,
+        name: str,
+        argv: list[str],
+        log_path: Path,
+        on_crash: Callable[[str], None],
+        *,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self._argv = argv
+        self._env = None if env is None else {**os.environ, **env}  # added to the inherited one
         self._log_path = log_path
         self._on_crash = on_crash
         self._process: trio.Process | None = None
+        self._started_at = 0.0
         self._killed = False
         self._restart = trio.Event()
 
@@ -44,8 +52,13 @@ class OwnedProcess:
         """Run the command until cancelled, restarting it after each :meth:`kill` + restart."""
         while True:
             with self._log_path.open("ab") as log:
+                self._started_at = trio.current_time()
                 self._process = await trio.lowlevel.open_process(
-                    self._argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    self._argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    env=self._env,
                 )
                 try:
                     await self._process.wait()
@@ -53,7 +66,11 @@ class OwnedProcess:
                     with trio.CancelScope(shield=True):
                         await _terminate_group(self._process)
             if not self._killed:
-                self._on_crash(f"{self.name} exited with status {self._process.returncode}")
+                self._on_crash(
+                    f"{self.name} exited with status {self._process.returncode}"
+                    f" at {trio.current_time() - self._started_at:.1f}s after it started;"
+                    f" its log: {self._log_path}"
+                )
                 return
             await self._restart.wait()
             self._killed = False

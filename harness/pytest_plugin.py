@@ -13,8 +13,9 @@ alike (pytest-trio runs the test). This module only wires pytest to
 that core only when a test asks for the fixture.
 
 Options: ``--meshchaos-reports DIR`` keeps each test's reports under ``DIR/<test id>/``
-(default: the test's ``tmp_path``); ``--meshchaos-mode real|simulate`` overrides the mode of
-every experiment (default: the experiment's own, else real).
+(default: the test's ``tmp_path``); ``--meshchaos-mode real|simulate`` is the mode every
+experiment runs in (default ``simulate``: seconds per experiment, the same answer every time);
+a run's own ``mode=`` override wins over it.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--meshchaos-mode",
         choices=("real", "simulate"),
-        default=None,
-        help="run every experiment in this mode (default: the experiment's own, else real)",
+        default="simulate",
+        help="run every experiment in this mode (default: simulate; a run's mode= wins)",
     )
 
 

@@ -4,7 +4,9 @@
 end of measurement, and runs the fault schedule against the start of measurement. Every
 sample is recorded as it arrives, so :attr:`ExperimentRun.state` holds what was measured
 however the run ends: completed, failed, or interrupted by SIGINT/SIGTERM (which cancel the
-run cleanly; faults are reverted and processes reaped on the way out).
+run cleanly; faults are reverted and processes reaped on the way out). The sidecars' edge
+measurements are reset at the start of measurement and collected when the load ends, however it
+ends, while the topology is still up (:mod:`harness.edges`).
 
 Two SLO checks can end a run early (the decisions are :mod:`harness.gating`'s): the
 steady-state SLOs at the end of the baseline, before any fault is injected, and the guard rails
@@ -25,6 +27,7 @@ from pathlib import Path
 import trio
 
 from harness.chaos import AppliedFault, FaultSchedule
+from harness.edges import collect_edges, merge_edges, reset_edges, status_scopes
 from harness.experiment import Experiment
 from harness.gating import (
     Abort,
@@ -44,6 +47,8 @@ from meshcore.transport.memory import MemoryNetwork
 from meshcore.transport.network import TcpNetwork
 
 __all__ = ["ExperimentRun", "Progress", "RunState"]
+
+_COLLECT_TIMEOUT_S = 5.0  # how long the sidecars have to hand over their edge measurements
 
 
 @dataclass
@@ -101,6 +106,7 @@ class ExperimentRun:
         self._measure_start: float | None = None
         self._scopes = ScopePlan(experiment)
         self._stopped = False
+        self._run_scope: trio.CancelScope | None = None  # the load and the faults
 
     async def execute(self) -> None:
         """Run the experiment to its end, or until SIGINT/SIGTERM."""
@@ -128,9 +134,12 @@ class ExperimentRun:
                 schedule = FaultSchedule(experiment.faults, topology)
                 self.state.faults = schedule.applied
                 async with trio.open_nursery() as run:
+                    self._run_scope = run.cancel_scope
                     run.start_soon(generator.run, experiment.warmup_s + experiment.duration_s)
                     run.start_soon(self._faults, schedule, run.cancel_scope)
                     run.start_soon(self._every_second, load_start, run.cancel_scope)
+                    run.start_soon(self._reset_edges, topology)
+                await self._collect_edges(topology)  # while the topology is still up
                 nursery.cancel_scope.cancel()
         self._note_measured()
 
@@ -198,11 +207,33 @@ class ExperimentRun:
         self._stopped = True
         run.cancel()
 
+    async def _reset_edges(self, topology: ProcessTopology | SimulatedTopology) -> None:
+        """Start the sidecars' edge measurement with the run's (their intervals line up)."""
+        assert self._measure_start is not None
+        await trio.sleep_until(self._measure_start)
+        await reset_edges(topology.network, [r.admin for r in topology.all_replicas()])
+
+    async def _collect_edges(self, topology: ProcessTopology | SimulatedTopology) -> None:
+        """Merge the sidecars' edge measurements into the recorder (best effort)."""
+        self._note_measured()
+        admins = [replica.admin for replica in topology.all_replicas()]
+        documents = await collect_edges(topology.network, admins, timeout_s=_COLLECT_TIMEOUT_S)
+        state = self.state
+        merge_edges(
+            state.latency,
+            documents,
+            state.phases,
+            measured_s=state.measured_s,
+            wanted=status_scopes(self.experiment),
+        )
+
     async def _cancel_on_signal(self, signals: AsyncIterator[int], scope: trio.CancelScope) -> None:
         async for _ in signals:
             self.state.interrupted = True
             self._note_measured()
-            scope.cancel()
+            # Once the load runs, stop it and the faults only: the edge measurements are then
+            # collected before everything else (the topology) is cancelled.
+            (self._run_scope or scope).cancel()
             return
 
     def _note_measured(self) -> None:

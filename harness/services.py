@@ -7,15 +7,19 @@ and a nested list runs its steps concurrently. Then ``errorRate`` of the request
 500 by the service itself, and the rest 200 with ``responseSize`` bytes. A failed call (a 5xx
 or no answer) answers 502 unless the step says ``onError: ignore``.
 
-Hypercorn serves the app, one process per replica (:func:`main`). The app implements the ASGI
-lifespan protocol: hypercorn 0.18's trio worker crashes on an app that ignores it (DESIGN.md 7).
+Hypercorn serves the app, one process per replica (:func:`main`); a service given by
+``app: module:attribute`` is the user's own ASGI app, imported and served the same way. The
+synthetic app implements the ASGI lifespan protocol: hypercorn 0.18's trio worker crashes on an
+app that ignores it (DESIGN.md 7).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import random
 import signal
+import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -130,6 +134,17 @@ class SyntheticService:
             raise CallFailed(failure)
 
 
+def import_app(reference: str) -> Any:
+    """Import the ASGI app ``module:attribute`` (from the working directory, as hypercorn does)."""
+    module_name, _, attribute = reference.partition(":")
+    if "" not in sys.path:
+        sys.path.insert(0, "")  # `python -m` puts the working directory first; keep it there
+    found: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        found = getattr(found, part)
+    return found
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve one replica: ``python -m harness.services EXPERIMENT --service S --replica I ...``."""
     from harness.experiment import load_experiment
@@ -142,13 +157,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--outbound", required=True, help="host:port of the outbound sidecar")
     args = parser.parse_args(argv)
     experiment = load_experiment(args.experiment)
+    spec = experiment.service(args.service)
     host, _, port = args.outbound.rpartition(":")
-    app = SyntheticService(
-        experiment.service(args.service),
+    app: Any = SyntheticService(
+        spec,
         rng=random.Random(f"{experiment.seed}:{args.service}:{args.replica}"),
         network=TcpNetwork(),
         outbound=Endpoint(host, int(port)),
     )
+    if spec.app is not None:
+        app = import_app(spec.app)
     config = Config()
     config.bind = [args.listen]
     config.accesslog = None
@@ -166,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(wait_for_signal)
-                await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+                await serve(app, config, shutdown_trigger=stop.wait)
                 nursery.cancel_scope.cancel()
 
     trio.run(serve_until_signal)

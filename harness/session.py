@@ -17,6 +17,7 @@ import platform
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from harness.experiment import (
 from harness.recorder import Recorder, ScopeStats
 from harness.report import write_experiment_yaml, write_report
 from harness.runner import ExperimentRun, Progress
+from harness.simulate import in_simulation, run_simulated_in_thread
 from harness.summary import build_summary, scope_durations
 from harness.support import unsupported
 from harness.verdict import explain
@@ -50,7 +52,9 @@ __all__ = [
 ]
 
 DEFAULT_MODE = "real"
-"""The mode of an experiment that names none. It becomes ``simulate`` once simulate mode exists."""
+"""The mode of an experiment that names none, for ``meshchaos run`` (DESIGN.md: real when absent).
+
+The pytest plugin runs in simulate mode unless told otherwise (``--meshchaos-mode``)."""
 
 EXIT_PASS, EXIT_SLO_FAILED, EXIT_HARNESS_ERROR, EXIT_INTERRUPTED = 0, 1, 3, 130
 
@@ -181,7 +185,12 @@ async def run_experiment(
 
     ``run_dir`` defaults to :func:`default_run_dir`. A failure of the run itself is not
     raised: it is the summary's ``error`` (exit code 3), and the report is written anyway.
+    A simulate-mode experiment awaited from a program's own Trio run (a test) runs in a Trio
+    run of its own, with simulate mode's clock (:func:`harness.simulate.run_simulated_in_thread`).
     """
+    if experiment.mode == "simulate" and not in_simulation():
+        again = partial(run_experiment, experiment, run_dir, on_progress=on_progress)
+        return await run_simulated_in_thread(again, seed=experiment.seed)
     started = _now()
     run_dir = run_dir if run_dir is not None else default_run_dir(experiment, started)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -63,7 +63,6 @@ STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "connect", "reset", "timeout")
 @dataclass(frozen=True, slots=True)
 class _MetricSpec:
     kind: str
-    measured: bool = True
     relative: bool = True  # a baseline of the same scope exists to compare with
 
 
@@ -76,8 +75,9 @@ _METRICS: dict[str, _MetricSpec] = {
     "availability": _MetricSpec("ratio"),
     "throughput": _MetricSpec("rate"),
     "dropped": _MetricSpec("count", relative=False),
-    "retry_amplification": _MetricSpec("count", measured=False),
-    "ejections": _MetricSpec("count", measured=False),
+    # From the sidecars' edge counters (harness/edges.py): no baseline comparison yet.
+    "retry_amplification": _MetricSpec("count", relative=False),
+    "ejections": _MetricSpec("count", relative=False),
     "recovery_time": _MetricSpec("duration", relative=False),
 }
 
@@ -474,11 +474,10 @@ def _parse_relative(
 ) -> tuple[str, float]:
     """Parse what follows ``baseline``: nothing, ``* FACTOR``, ``+ VALUE`` or ``- VALUE``."""
     if not _METRICS.get(metric, _MetricSpec(kind)).relative:
-        why = (
-            "counts the whole run"
-            if metric == "dropped"
-            else "is measured from the end of the faults"
-        )
+        why = {
+            "dropped": "counts the whole run",
+            "recovery_time": "is measured from the end of the faults",
+        }.get(metric, "is compared with absolute values only")
         raise scanner.error(
             f"{metric} {why}: it has no baseline to compare with; give a value", baseline_at
         )
@@ -579,27 +578,33 @@ def evaluate(
     dropped: int = 0,
     baseline: Measured | None = None,
     recovery: Recovery | None = None,
+    counters: Mapping[str, int] | None = None,
 ) -> tuple[float | None, bool, str]:
     """Check ``objective`` against one scope: return (observed, passed, reason).
 
     ``observed`` is in the objective's display unit (ms, percent, per second, plain) and is
-    None when nothing could be observed; ``reason`` says why (``not measured yet``, ``no
+    None when nothing could be observed; ``reason`` says why (``no edge measurement in scope``, ``no
     requests in scope``) and is empty otherwise. ``dropped`` counts the requests the load
     generator could not start; ``baseline`` is the same scope in the baseline phase (for a
     relative objective); ``recovery`` is the scope's measured recovery time. Neither
-    ``dropped`` nor ``recovery`` needs ``measured``.
+    ``dropped`` nor ``recovery`` needs ``measured``. ``counters`` are the scope's totals of the
+    sidecars' edge counters: ``retry_amplification`` is ``attempts / requests``, ``ejections``
+    the ``ejections``; None when the scope holds no edge measurement.
     """
-    spec = _METRICS.get(objective.metric)
-    if spec is not None and not spec.measured:
-        return None, False, "not measured yet"
     if objective.metric == "recovery_time":
         return _evaluate_recovery(objective, recovery)
     if objective.metric == "dropped":
         observed = float(dropped)
+    elif objective.metric == "ejections":
+        if counters is None:
+            return None, False, "no edge measurement in scope"
+        observed = float(counters.get("ejections", 0))
     elif measured is None or measured.requests == 0:
         return None, False, "no requests in scope"
+    elif objective.metric == "retry_amplification" and counters is None:
+        return None, False, "no edge measurement in scope"
     else:
-        observed = _observe(objective, measured)
+        observed = _observe(objective, measured, counters)
     threshold = _threshold(objective, baseline)
     if threshold is None:
         return observed, False, "no requests in the baseline to compare with"
@@ -627,7 +632,9 @@ def _threshold(objective: Objective, baseline: Measured | None) -> float | None:
     return objective.resolve(_observe(objective, baseline))
 
 
-def _observe(objective: Objective, measured: Measured) -> float:
+def _observe(
+    objective: Objective, measured: Measured, counters: Mapping[str, int] | None = None
+) -> float:
     if objective.percentile is not None:
         return measured.percentile_ms(objective.percentile)
     match objective.metric:
@@ -641,6 +648,8 @@ def _observe(objective: Objective, measured: Measured) -> float:
             return (1 - measured.error_rate) * 100
         case "throughput":
             return measured.throughput_rps
+        case "retry_amplification":
+            return counters.get("attempts", 0) / measured.requests if counters else 0.0
     raise AssertionError(f"no observer for metric {objective.metric!r}")
 
 
@@ -688,11 +697,13 @@ def check_slo(
     dropped: int = 0,
     baseline: Measured | None = None,
     recovery: Recovery | None = None,
+    counters: Mapping[str, int] | None = None,
 ) -> SloResult:
     """Parse, scope and evaluate one SLO into a :class:`SloResult`.
 
     ``measured`` is the statistics of the scope ``where`` selects (None when the scope saw
-    nothing); ``baseline``, ``dropped`` and ``recovery`` are as for :func:`evaluate`. Without a
+    nothing); ``baseline``, ``dropped``, ``recovery`` and ``counters`` are as for
+    :func:`evaluate`. Without a
     ``name`` the SLO is named by its objective, plus its scope when that is not ``all``. Raises
     ``ValueError`` for a bad objective, ``where`` or ``severity``.
     """
@@ -703,7 +714,12 @@ def check_slo(
     if not name:
         name = objective_text if scope == "all" else f"{objective_text} ({scope})"
     observed, passed, reason = evaluate(
-        objective, measured, dropped=dropped, baseline=baseline, recovery=recovery
+        objective,
+        measured,
+        dropped=dropped,
+        baseline=baseline,
+        recovery=recovery,
+        counters=counters,
     )
     threshold = _threshold(objective, baseline)
     references = [] if threshold is None else [threshold]

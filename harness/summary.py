@@ -3,7 +3,8 @@
 Pure: it reads the experiment and the measured state and returns plain JSON data. Extensions
 beyond the contract (documented in docs/report.md and docs/slo.md): ``load.uncorrected_latency_ms``,
 ``load.requests``, ``crashes``, ``interrupted``, ``error``, ``measured_s``, ``steady_state``,
-``aborted``, ``experiment.description``, ``topology`` and ``intervals`` (for the report's
+``aborted``, ``experiment.description``, ``topology``, ``intervals``, and per fault ``fields``,
+``replicas`` and (recurring faults, one entry per window) ``window`` (for the report's
 topology drawing and per-interval error plots, which ``meshchaos report`` re-renders from here).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from harness.chaos import AppliedFault
 from harness.experiment import Experiment
 from harness.gating import Measurements, check_all
 from harness.recorder import Recorder
@@ -95,16 +97,7 @@ def build_summary(
             {"name": "all", "start_s": 0.0, "end_s": experiment.duration_s},
             *({"name": p.name, "start_s": p.start_s, "end_s": p.end_s} for p in state.phases),
         ],
-        "faults": [
-            {
-                "name": fault.spec.name,
-                "target": str(fault.spec.target),
-                "kind": fault.spec.kind,
-                "applied_at_s": _round(fault.applied_at_s),
-                "removed_at_s": _round(fault.removed_at_s),
-            }
-            for fault in state.faults
-        ],
+        "faults": [_fault(experiment, fault) for fault in state.faults],
         "scopes": scopes,
         "load": {
             "target": experiment.load.target,
@@ -137,6 +130,27 @@ def build_summary(
     if error is not None:
         summary["error"] = error
     return summary
+
+
+def _fault(experiment: Experiment, fault: AppliedFault) -> dict[str, Any]:
+    """Return one window of one fault: the contract's keys, its fields, replicas and window."""
+    spec = fault.spec
+    entry: dict[str, Any] = {
+        "name": spec.name,
+        "target": str(spec.target),
+        "kind": spec.kind,
+        "applied_at_s": _round(fault.applied_at_s),
+        "removed_at_s": _round(fault.removed_at_s),
+        "fields": {k: v for k, v in spec.fields.items() if k not in ("name", "target")},
+    }
+    target = spec.target
+    if not target.is_edge:
+        count = experiment.service(target.service).replicas
+        indices = (target.replica,) if target.replica is not None else target.chosen or range(count)
+        entry["replicas"] = [f"{target.service}/{index}" for index in indices]
+    if fault.window is not None:
+        entry["window"] = fault.window
+    return entry
 
 
 def _rate(count: int, duration_s: float) -> float:

@@ -17,8 +17,20 @@ __all__ = ["unsupported"]
 def unsupported(experiment: Experiment, *, mode: str) -> list[Diagnostic]:
     """Return one diagnostic for each use of a feature this build cannot run in ``mode``."""
     problems: list[Problem] = []
-    # Both modes run every service this build can describe (scripted ones). Services given by
-    # `command:` (a real program) will not be simulable: refuse them here in simulate mode.
+    if mode == "simulate":
+        for index, service in enumerate(experiment.services):
+            # A program is a process with its own sockets and clock: it cannot join a Trio run
+            # on the in-memory network. An ASGI app could (harness.asgi), once the simulated
+            # topology serves one.
+            for key, given in (("command", service.command), ("app", service.app)):
+                if given is not None:
+                    problems.append(
+                        Problem(
+                            ("spec", "services", index, key),
+                            f"{key}: a service given by {key} cannot run in simulate mode"
+                            " (only scripted services can); run it with --mode real",
+                        )
+                    )
     for index, fault in enumerate(experiment.faults):
         if fault.kind not in FAULT_KINDS:
             available = ", ".join(sorted(FAULT_KINDS))

@@ -13,6 +13,8 @@ simulate-mode or Kubernetes backend implements.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,7 +40,9 @@ __all__ = [
     "Replica",
     "Topology",
     "TopologyError",
+    "expand_command",
     "plan_replicas",
+    "service_environment",
     "sidecar_document",
 ]
 
@@ -79,13 +83,18 @@ def plan_replicas(experiment: Experiment, network: Network) -> dict[str, list[Re
     """Give every replica of every service its four addresses."""
     count = sum(service.replicas for service in experiment.services)
     free = iter(network.allocate(LOOPBACK, 4 * count))
-    return {
+    planned = {
         service.name: [
             Replica(service.name, index, next(free), next(free), next(free), next(free))
             for index in range(service.replicas)
         ]
         for service in experiment.services
     }
+    for service in experiment.services:
+        if service.port is not None:  # a command that listens on a port of its own choosing
+            app = Endpoint(LOOPBACK, service.port)
+            planned[service.name] = [dataclasses.replace(r, app=app) for r in planned[service.name]]
+    return planned
 
 
 def security_document(experiment: Experiment, service: str, ca: Path | None) -> dict[str, Any]:
@@ -195,9 +204,13 @@ class Topology:
         return [replica.admin for replica in self.chosen(target)]
 
     def chosen(self, target: FaultTarget) -> list[Replica]:
-        """Return the replicas a fault on a service or replica ``target`` acts on."""
+        """Return the replicas a fault on a service, a replica or a share ``target`` acts on."""
         replicas = self.replicas[target.service]
-        return replicas if target.replica is None else [replicas[target.replica]]
+        if target.replica is not None:
+            return [replicas[target.replica]]
+        if target.chosen is not None:
+            return [replicas[index] for index in target.chosen]
+        return replicas
 
     def all_replicas(self) -> Iterable[Replica]:
         """Yield every replica, service by service in the file's order."""
@@ -239,6 +252,7 @@ class ProcessTopology(Topology):
                     self._service_argv(replica),
                     self._logs / f"{replica.file_stem}.log",
                     self.crashes.append,
+                    env=service_environment(replica),
                 )
                 self._processes[replica.name] = (app, sidecar)
                 nursery.start_soon(sidecar.run)
@@ -269,6 +283,9 @@ class ProcessTopology(Topology):
             process.resume()
 
     def _service_argv(self, replica: Replica) -> list[str]:
+        command = self.experiment.service(replica.service).command
+        if command is not None:
+            return expand_command(command, service_environment(replica))
         return [
             sys.executable, "-m", "harness.services", str(self._experiment_file),
             "--service", replica.service, "--replica", str(replica.index),
@@ -304,6 +321,33 @@ class ProcessTopology(Topology):
                 f"replica {replica.name} did not become ready within 30 s ({last_error});"
                 f" its logs end with:\n{tails}"
             )
+
+
+def service_environment(replica: Replica) -> dict[str, str]:
+    """Return what a replica's process finds in its environment, on top of the harness's.
+
+    ``MESHCHAOS_PORT`` is the port to listen on (127.0.0.1), ``MESHCHAOS_OUTBOUND`` the
+    outbound sidecar (``host:port``; send plain HTTP there with ``Host: <service>``),
+    ``MESHCHAOS_SERVICE`` and ``MESHCHAOS_REPLICA`` who it is.
+    """
+    return {
+        "MESHCHAOS_PORT": str(replica.app.port),
+        "MESHCHAOS_OUTBOUND": str(replica.outbound),
+        "MESHCHAOS_SERVICE": replica.service,
+        "MESHCHAOS_REPLICA": str(replica.index),
+    }
+
+
+def expand_command(command: Iterable[str], environment: dict[str, str]) -> list[str]:
+    """Replace ``$(NAME)`` in each argument by ``environment[NAME]``, as Kubernetes does.
+
+    A reference to a name that is not there is left as written (Kubernetes' rule too).
+    """
+    pattern = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+    return [
+        pattern.sub(lambda m: environment.get(m.group(1), m.group(0)), argument)
+        for argument in command
+    ]
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -1,9 +1,12 @@
 """The admin API of one sidecar (DESIGN.md 4.4), served on its own listener.
 
-``GET /ready``, ``GET /stats``, ``GET /metrics``, ``GET /config``, and ``GET|POST|DELETE
-/faults`` (``DELETE /faults/NAME`` removes one fault, ``DELETE /faults`` all of them). A fault
+``GET /ready``, ``GET /stats``, ``GET /stats/edges`` (per-edge HDR histograms, see
+:mod:`meshcore.edges`), ``POST /stats/edges/reset`` (start their measurement now),
+``GET /metrics``, ``GET /config``, and ``GET|POST|DELETE /faults`` (``DELETE /faults/NAME``
+removes one fault, ``DELETE /faults`` all of them). A fault
 is posted as JSON with the same fields as a fault in the experiment file, plus
-``destination`` for an outbound (edge) fault.
+``destination`` for an outbound (edge) fault; a toxic may also be posted in Toxiproxy's
+shape (``type``, ``stream``, ``toxicity``, ``attributes``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
+
+import trio
 
 from meshcore.config import read_fault_rule
 from meshcore.destination import policy_document
@@ -43,6 +48,12 @@ class AdminApi:
             return Response.local(200 if ready else 503, "ready\n" if ready else "starting\n")
         if path == "/stats" and method == "GET":
             return _json(200, self._sidecar.stats())
+        if path == "/stats/edges" and method == "GET":
+            edges = self._sidecar.telemetry.edges.document()
+            return _json(200, {"workload": self._sidecar.config.name, **edges})
+        if path == "/stats/edges/reset" and method == "POST":
+            self._sidecar.telemetry.edges.reset(trio.current_time())
+            return Response(204)
         if path == "/metrics" and method == "GET":
             body = self._sidecar.telemetry.prometheus_text()
             return Response(200, (("content-type", "text/plain; version=0.0.4"),), body)

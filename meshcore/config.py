@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from meshcore.ca import DEFAULT_CERT_LIFETIME_S
 from meshcore.destination import DestinationPolicy, read_destination_policy, read_header_matches
@@ -26,6 +27,7 @@ from meshcore.model import Endpoint
 from meshcore.policy.authz import ACTIONS, AuthorizationRule, HeaderCondition
 from meshcore.policy.balancer import LOAD_BALANCERS
 from meshcore.policy.faults import AbortFault, DelayFault, FaultRule
+from meshcore.toxic_config import CERTIFICATE_FAULTS, read_certificate_fault, read_toxic
 from meshcore.units import parse_duration, parse_percent
 
 __all__ = [
@@ -55,7 +57,11 @@ def parse_address(value: object) -> Endpoint:
 
 
 def read_fault_rule(reader: FieldReader, *, name: str, destination: str | None) -> FaultRule:
-    """Read the ``delay`` and ``abort`` fields of a fault (Istio's HTTPFaultInjection shape).
+    """Read a runtime fault: ``delay``/``abort``, or one connection-level fault.
+
+    Connection-level: ``toxic``, ``partition``, ``certExpired``, ``wrongIdentity``,
+    ``untrustedCa`` (see :mod:`meshcore.toxic_config`). Delay and abort have Istio's
+    HTTPFaultInjection shape:
 
     ``delay: {fixed: 200ms, jitter: 50ms, percent: 50}``, ``abort: {httpStatus: 503, percent: 10}``;
     ``percent`` defaults to 100. ``level`` is ``attempt`` (default) or ``request``.
@@ -77,13 +83,47 @@ def read_fault_rule(reader: FieldReader, *, name: str, destination: str | None) 
             fraction=fields.take("percent", parse_percent, default=1.0),
         )
         fields.finish()
-    if delay is None and abort is None:
-        reader.problem((), "a mesh fault needs a delay or an abort")
+    connection = _read_connection_fault(reader)
+    kinds = [k for k in ("delay", "abort") if reader.has(k)]
+    kinds += [connection.get("certificate") or k for k in connection if k != "impersonates"]
+    kinds = list(dict.fromkeys(kinds))
+    if not kinds:
+        reader.problem((), "a fault needs a delay, an abort, a toxic, a partition or a "
+                           f"certificate fault ({', '.join(CERTIFICATE_FAULTS)})")  # fmt: skip
+    elif connection and len(kinds) > 1:
+        reader.problem((), f"a fault has one kind, and this one has {' and '.join(kinds)}")
     level = reader.take("level", one_of("attempt", "request"), default="attempt")
     headers = read_header_matches(reader, "headers")
     return FaultRule(
-        name=name, delay=delay, abort=abort, destination=destination, level=level, headers=headers
-    )
+        name=name, delay=delay, abort=abort, destination=destination, level=level,
+        headers=headers, **connection,
+    )  # fmt: skip
+
+
+def _read_connection_fault(reader: FieldReader) -> dict[str, Any]:
+    """Read a toxic (either spelling), a partition or a certificate fault, if the fault has one.
+
+    Toxiproxy's spelling (``type``, ``stream``, ``toxicity``, ``attributes``) may stand at the
+    top of the fault, as in Toxiproxy's API.
+    """
+    found: dict[str, Any] = {}
+    if reader.has("toxic"):
+        fields = reader.child("toxic")
+        found["toxic"] = read_toxic(fields)
+        fields.finish()
+    elif reader.has("type"):
+        found["toxic"] = read_toxic(reader)
+    if reader.has("partition"):
+        fields = reader.child("partition")
+        fields.finish()
+        found["partition"] = True
+    for kind in CERTIFICATE_FAULTS:
+        if reader.has(kind):
+            fields = reader.child(kind)
+            found["impersonates"] = read_certificate_fault(fields, kind)
+            found["certificate"] = kind
+            fields.finish()
+    return found
 
 
 def _http_status(value: object) -> int:

@@ -24,6 +24,7 @@ import trio
 
 from meshcore.admin import AdminApi
 from meshcore.ca import CertificateAuthority, WorkloadCertificate
+from meshcore.certfaults import fault_certificate
 from meshcore.config import SidecarConfig
 from meshcore.identity import spiffe_id
 from meshcore.layers.authz import AuthorizationLayer
@@ -41,10 +42,12 @@ from meshcore.layers.upstream import UpstreamLayer
 from meshcore.model import Endpoint, Request, Response
 from meshcore.resilience import OutboundPolicies
 from meshcore.telemetry import SidecarTelemetry
-from meshcore.transport.http1 import Handler, serve_http
+from meshcore.transport.codec import Handler
+from meshcore.transport.llhttp import serve_http
 from meshcore.transport.network import Network
 from meshcore.transport.pool import UpstreamPool
 from meshcore.transport.tls import TlsNetwork, WorkloadTls, peer_identity, rotate_forever
+from meshcore.transport.toxic import ToxicNetwork
 
 __all__ = ["DRAIN_S", "Sidecar", "SidecarAddresses", "stdout_access_log"]
 
@@ -138,6 +141,9 @@ class Sidecar:
             self._rng("balancer"),
             detectors=state.detectors,
             accruals=state.accruals,
+            on_ejection=lambda destination, now: self.telemetry.edges.ejection(
+                config.name, destination, now
+            ),
         )
         attempts = service  # mirrored copies enter here: balanced, never retried
         # Retries re-run everything below for each try, after a jittered back-off, within the
@@ -217,24 +223,30 @@ class Sidecar:
         async with trio.open_nursery() as nursery:
             app_pool = mesh_pool = UpstreamPool(self.network, nursery)
             self._pools.append(app_pool)
-            inbound_network = self.network
+            # Toxics and partitions act on the bytes under TLS, as Toxiproxy between two hosts:
+            # inbound for faults on this replica, outbound for edge faults to a destination.
+            inbound_raw, mesh_raw = self._toxic_networks(nursery)
+            inbound_network: Network = inbound_raw
+            mesh_pool = UpstreamPool(mesh_raw, nursery)
+            self._pools.append(mesh_pool)
             if config.mtls_mode != "DISABLE":
                 self.tls = self._start_tls(nursery)
                 # Istio's auto mTLS: every destination has a sidecar, so calls always use mTLS.
                 mesh_network = TlsNetwork(
-                    self.network,
+                    mesh_raw,
                     self.tls,
                     expected=self._identities.get,
                     counters=self.telemetry.counters,
                     prefix="cluster.outbound",
                 )
                 inbound_network = TlsNetwork(
-                    self.network,
+                    inbound_raw,
                     self.tls,
                     mode=config.mtls_mode,
                     counters=self.telemetry.counters,
                     prefix="listener.inbound",
                 )
+                self._pools.remove(mesh_pool)
                 mesh_pool = UpstreamPool(mesh_network, nursery)
                 self._pools.append(mesh_pool)
 
@@ -268,8 +280,39 @@ class Sidecar:
             self.ready = True
             task_status.started(SidecarAddresses(admin, inbound, outbound))
 
+    def _toxic_networks(self, nursery: trio.Nursery) -> tuple[ToxicNetwork, ToxicNetwork]:
+        """Return the inbound and outbound networks that carry connection-level faults."""
+        destinations = {endpoint: name
+                        for name, endpoints in self.config.destinations.items()
+                        for endpoint in endpoints}  # fmt: skip
+        networks = tuple(
+            ToxicNetwork(
+                self.network,
+                self.faults,
+                rng=self._rng(purpose),
+                spawn=nursery.start_soon,
+                destination_of=destination_of,
+                counters=self.telemetry.counters,
+            )
+            for purpose, destination_of in (
+                ("toxics-inbound", lambda endpoint: None),
+                ("toxics-outbound", destinations.get),
+            )
+        )
+        for network in networks:
+            self.faults.on_change(network.changed)
+        return networks[0], networks[1]
+
     def _issue(self, authority: CertificateAuthority) -> WorkloadCertificate:
-        return authority.issue(self.spiffe_id, lifetime_s=self.config.cert_lifetime_s)
+        # A certificate fault (certExpired, wrongIdentity, untrustedCa) holds across rotations.
+        rule = self.faults.certificate()
+        return fault_certificate(
+            authority,
+            rule.certificate if rule is not None else None,
+            self.spiffe_id,
+            lifetime_s=self.config.cert_lifetime_s,
+            impersonates=rule.impersonates if rule is not None else None,
+        )
 
     def _start_tls(self, nursery: trio.Nursery) -> WorkloadTls:
         """Issue this workload's certificate from the CA folder and keep rotating it."""
@@ -279,4 +322,14 @@ class Sidecar:
         nursery.start_soon(
             rotate_forever, tls, lambda: self._issue(authority), self.config.cert_lifetime_s
         )
+        presented = [self.faults.certificate()]
+
+        def swap_on_fault() -> None:
+            # A certificate fault added or removed swaps the certificate for new connections.
+            rule = self.faults.certificate()
+            if rule != presented[0]:
+                presented[0] = rule
+                tls.replace(self._issue(authority), issued_at_s=trio.current_time())
+
+        self.faults.on_change(swap_on_fault)
         return tls

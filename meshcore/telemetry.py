@@ -20,6 +20,8 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from meshcore.edges import EdgeRecorder
+
 __all__ = ["GaugeSource", "RequestRecord", "SidecarTelemetry"]
 
 # The Prometheus children and /stats counter names of one label combination.
@@ -88,6 +90,7 @@ class SidecarTelemetry:
         self._counter_sources: list[GaugeSource] = []
         self._series: dict[tuple[str, ...], _Series] = {}
         self.registry.register(_MeshchaosCollector(self))
+        self.edges = EdgeRecorder()  # per-edge HDR histograms, GET /stats/edges
 
     def count(self, destination: str, stat: str, amount: int = 1) -> None:
         """Add ``amount`` to Envoy cluster statistic ``stat`` of outbound ``destination``."""

@@ -20,7 +20,7 @@ import trio
 from meshcore.config import read_sidecar_config
 from meshcore.model import Endpoint, Request, Response
 from meshcore.sidecar import Sidecar
-from meshcore.transport.http1 import ClientConnection, serve_http
+from meshcore.transport.llhttp import LlhttpClientConnection, serve_http
 from meshcore.transport.memory import MemoryNetwork
 
 
@@ -46,7 +46,7 @@ async def main(count: int) -> float:
         )
         sidecar = Sidecar(config, network, access_log=lambda entry: None)
         await nursery.start(sidecar.run)
-        conn = ClientConnection(await network.connect(Endpoint("bench", 15001)))
+        conn = LlhttpClientConnection(await network.connect(Endpoint("bench", 15001)))
         request = Request("GET", "/", (("host", "up"),))
         started = time.perf_counter()
         for _ in range(count):

@@ -10,13 +10,14 @@ ejected hosts are never used as a last resort).
 After the try, its result goes to the balancer (latency, for PEAK_EWMA), the outlier detector
 and the breaker: an answer by its status, a try without one (``UF``, ``UC``, a cancelled try:
 per-try or route timeout) as a local-origin failure. Overflows (``UO``) say nothing about the
-host and are not recorded.
+host and are not recorded. An ejection that a result causes is reported to ``on_ejection``
+(the sidecar counts it on the edge, ``GET /stats/edges``).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import trio
 
@@ -44,6 +45,7 @@ class BalanceLayer:
         *,
         detectors: Mapping[str, OutlierDetector] | None = None,
         accruals: Mapping[str, FailureAccrual] | None = None,
+        on_ejection: Callable[[str, float], None] | None = None,
     ) -> None:
         self.inner = inner
         self._members = members
@@ -51,6 +53,7 @@ class BalanceLayer:
         self._rng = rng
         self._detectors = detectors or {}
         self._accruals = accruals or {}
+        self._on_ejection = on_ejection  # (destination, now) when a result ejects a host
 
     async def __call__(self, request: Request) -> Response:
         """Pick an endpoint for ``request`` and send it there."""
@@ -109,7 +112,9 @@ class BalanceLayer:
             status = response.status
         detector = self._detectors.get(destination)
         if detector is not None:
-            detector.record(endpoint, status, now)
+            ejected = detector.record(endpoint, status, now)
+            if ejected and self._on_ejection is not None:
+                self._on_ejection(destination, now)
         accrual = self._accruals.get(destination)
         if accrual is not None:
             accrual.record(endpoint, status is None or status >= 500, now)

@@ -28,19 +28,46 @@ class FaultTable:
         self._rules: dict[str, FaultRule] = {}
         self.delays_injected = 0
         self.aborts_injected = 0
+        # Called after every change: connection-level faults act on connections already open
+        # (Toxiproxy adds a toxic to every link of a proxy), so the transport must hear of it.
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every change of the rules."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     def add(self, rule: FaultRule) -> None:
         """Add ``rule``, replacing a rule of the same name."""
         self._rules.pop(rule.name, None)
         self._rules[rule.name] = rule
+        self._changed()
 
     def remove(self, name: str) -> bool:
         """Remove the rule called ``name``; tell whether there was one."""
-        return self._rules.pop(name, None) is not None
+        removed = self._rules.pop(name, None) is not None
+        self._changed()
+        return removed
 
     def clear(self) -> None:
         """Remove every rule."""
         self._rules.clear()
+        self._changed()
+
+    def connection_rules(self, destination: str | None) -> tuple[FaultRule, ...]:
+        """Return the toxics and partitions on ``destination``'s connections (None: inbound)."""
+        return tuple(
+            r for r in self._rules.values()
+            if r.destination == destination and (r.toxic is not None or r.partition)
+        )  # fmt: skip
+
+    def certificate(self) -> FaultRule | None:
+        """Return the newest certificate fault of this sidecar, if any."""
+        found = [r for r in self._rules.values() if r.certificate is not None]
+        return found[-1] if found else None
 
     def rules(self) -> tuple[FaultRule, ...]:
         """Return every rule, oldest first."""

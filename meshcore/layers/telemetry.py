@@ -84,6 +84,15 @@ class TelemetryLayer:
         response = await self.inner(request)
         duration_s = trio.current_time() - started
         destination = request.host if self._reporter == "source" else self._workload
+        if trace is not None:  # outbound: the edge's histograms and tries (GET /stats/edges)
+            self._telemetry.edges.request(
+                source,
+                destination or "unknown",
+                started=started,
+                duration_s=duration_s,
+                status=response.status,
+                attempts=len(trace.attempts),
+            )
         self._telemetry.record(
             RequestRecord(
                 reporter=self._reporter,

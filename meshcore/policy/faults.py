@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from meshcore.model import Headers
 from meshcore.policy.routing import HeaderMatch
+from meshcore.policy.toxics import ToxicSpec
 
 __all__ = ["NO_FAULT", "AbortFault", "DelayFault", "FaultDecision", "FaultRule", "decide_faults"]
 
@@ -63,6 +64,10 @@ class FaultRule:
     destination: str | None = None
     level: str = "attempt"
     headers: tuple[HeaderMatch, ...] = ()
+    toxic: ToxicSpec | None = None
+    partition: bool = False
+    certificate: str | None = None
+    impersonates: str | None = None
 
     def applies(self, headers: Headers) -> bool:
         """Tell whether the rule's header conditions hold for a request with ``headers``."""

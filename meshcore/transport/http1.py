@@ -1,15 +1,16 @@
-"""HTTP/1.1 over a trio stream, with h11 as the parser.
+"""HTTP/1.1 over a trio stream, with h11 as the parser: the reference codec.
 
-This is the only module that knows h11. It offers two small things:
+This is the only module that knows h11. It implements the codec interface of
+:mod:`meshcore.transport.codec`:
 
 - :func:`serve_http`: the server side of one connection, a keep-alive loop that reads a
   :class:`~meshcore.model.Request`, awaits a handler and writes its
   :class:`~meshcore.model.Response`;
 - :class:`ClientConnection`: the client side of one connection, ``round_trip(request)``.
 
-Bodies are read whole (the mesh proxies small API calls, not streams), and framing is redone
-on every hop: hop-by-hop headers are dropped and ``content-length`` is set from the body, so
-a response never depends on how the previous hop framed it.
+h11 is pure Python and easy to read, and checks every rule of RFC 9112, which makes it the
+reference the llhttp codec (the sidecar's) is tested against; the control-plane client
+(:mod:`meshcore.transport.client`) uses it too.
 
 The server refuses what could be read two ways (request smuggling) or hold it hostage, and
 closes the connection after answering, so nothing that follows reaches the app:
@@ -18,8 +19,8 @@ closes the connection after answering, so nothing that follows reaches the app:
   values, or a header folded over several lines (obs-fold): 400;
 - a header block over 60 KiB (Envoy's ``max_request_headers_kb``) or with more than 100
   headers (Envoy's ``max_headers_count``): 431;
-- a header block not complete :data:`HEADER_READ_TIMEOUT_S` after its first byte (slowloris):
-  408. An idle keep-alive connection between requests is not timed.
+- a header block not complete :data:`~meshcore.transport.codec.HEADER_READ_TIMEOUT_S` after its
+  first byte (slowloris): 408. An idle keep-alive connection between requests is not timed.
 
 Errors from the socket or the parser become :mod:`meshcore.errors` exceptions here and nowhere
 else.
@@ -28,64 +29,31 @@ else.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 
 import h11
 import trio
 
 from meshcore.errors import ProtocolError, UpstreamReset
 from meshcore.model import Headers, Request, Response
+from meshcore.transport.codec import (
+    HEADER_READ_TIMEOUT_S,
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+    Handler,
+    end_to_end,
+)
 
-__all__ = [
-    "HEADER_READ_TIMEOUT_S",
-    "MAX_HEADERS",
-    "MAX_HEADER_BYTES",
-    "ClientConnection",
-    "Handler",
-    "serve_http",
-]
+__all__ = ["ClientConnection", "serve_http"]
 
-MAX_HEADER_BYTES = 60 * 1024  # Envoy's default max_request_headers_kb
-MAX_HEADERS = 100  # Envoy's default max_headers_count
-# From a request's first byte to the end of its headers. Envoy leaves request_headers_timeout
-# off by default; a proxy in front of every replica cannot afford to, so meshchaos sets one.
-HEADER_READ_TIMEOUT_S = 10.0
 # A line of the header block that starts with a space or tab continues the previous one.
 _OBS_FOLD = re.compile(rb"\n[ \t]")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _READ_SIZE = 65536
-# Headers that describe one hop's connection or framing; never forwarded (RFC 9110 7.6.1).
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-    }
-)
-
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _decode_headers(raw: h11._headers.Headers) -> Headers:
     # Iterating h11's Headers yields lower-cased names.
     return tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw)
-
-
-def _end_to_end(headers: Headers, body: bytes) -> list[tuple[bytes, bytes]]:
-    # Values were decoded as Latin-1 on the way in; encode them back the same way (h11 would
-    # encode a str as ASCII and fail on any byte above 0x7f that a client legally sent).
-    kept = [
-        (name.encode("latin-1"), value.encode("latin-1"))
-        for name, value in headers
-        if name not in _HOP_BY_HOP
-    ]
-    kept.append((b"content-length", str(len(body)).encode("ascii")))
-    return kept
 
 
 async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> object:
@@ -168,7 +136,7 @@ async def _read_request(conn: h11.Connection, stream: trio.abc.Stream) -> Reques
 
 
 async def _send_response(conn: h11.Connection, stream: trio.abc.Stream, response: Response) -> None:
-    headers = _end_to_end(response.headers, response.body)
+    headers = end_to_end(response.headers, len(response.body))
     data = conn.send(h11.Response(status_code=response.status, headers=headers))
     data += conn.send(h11.Data(data=response.body)) if response.body else b""
     data += conn.send(h11.EndOfMessage())
@@ -209,7 +177,13 @@ class ClientConnection:
     @property
     def reusable(self) -> bool:
         """Tell whether another request may be sent on this connection."""
-        return self._conn.our_state is h11.IDLE and self._conn.their_state is h11.IDLE
+        conn = self._conn
+        # After a body that ended with the connection (no length), h11 still says IDLE.
+        return (
+            conn.our_state is h11.IDLE
+            and conn.their_state is h11.IDLE
+            and not conn.trailing_data[1]
+        )
 
     async def round_trip(self, request: Request, host: str) -> Response:
         """Send ``request`` with ``Host: host`` and return the response.
@@ -217,7 +191,7 @@ class ClientConnection:
         Raises :class:`UpstreamReset` when the connection breaks or the peer closes it before
         a complete response, and :class:`ProtocolError` on a malformed response.
         """
-        headers = _end_to_end(request.headers, request.body)
+        headers = end_to_end(request.headers, len(request.body))
         if request.header("host") is None:
             headers.insert(0, (b"host", host.encode("latin-1")))
         try:

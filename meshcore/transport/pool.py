@@ -12,6 +12,8 @@ Per destination (``request.destination``), :meth:`UpstreamPool.configure` sets I
 requests) and ``tcp.maxConnections``: opening a connection beyond it first closes the
 destination's longest-idle connection. Tries beyond ``maxConnections`` in flight never reach
 the pool: the limits layer queues or refuses them.
+
+Connections speak HTTP/1.1 through the llhttp codec (:mod:`meshcore.transport.llhttp`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import trio
 
 from meshcore.model import Endpoint, Request, Response
 from meshcore.policy.limits import ConnectionPoolSettings
-from meshcore.transport.http1 import ClientConnection
+from meshcore.transport.codec import HttpConnection
+from meshcore.transport.llhttp import LlhttpClientConnection
 from meshcore.transport.network import Network
 
 __all__ = ["DEFAULT_IDLE_TIMEOUT_S", "UpstreamPool"]
@@ -35,7 +38,7 @@ _DEFAULTS = ConnectionPoolSettings()
 
 @dataclass(eq=False)
 class _Idle:
-    conn: ClientConnection
+    conn: HttpConnection
     group: str
     idle_timeout_s: float
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
@@ -61,8 +64,8 @@ class UpstreamPool:
         self._idle_timeout_s = idle_timeout_s
         self._idle: defaultdict[Endpoint, deque[_Idle]] = defaultdict(deque)
         self._settings: Mapping[str, ConnectionPoolSettings] = {}
-        self._uses: dict[ClientConnection, int] = {}  # requests sent, per open connection
-        self._groups: dict[ClientConnection, str] = {}  # the destination that opened it
+        self._uses: dict[HttpConnection, int] = {}  # requests sent, per open connection
+        self._groups: dict[HttpConnection, str] = {}  # the destination that opened it
         self._open: Counter[str] = Counter()  # open connections per destination
         self.connections_opened = 0
 
@@ -100,7 +103,7 @@ class UpstreamPool:
 
     async def _acquire(
         self, endpoint: Endpoint, group: str, settings: ConnectionPoolSettings
-    ) -> ClientConnection:
+    ) -> HttpConnection:
         idle = self._idle[endpoint]
         while idle:
             entry = idle.pop()  # most recently used first: warm, least likely to be stale
@@ -113,7 +116,7 @@ class UpstreamPool:
             await self._close_longest_idle(group)
         stream = await self._network.connect(endpoint)
         self.connections_opened += 1
-        conn = ClientConnection(stream)
+        conn = LlhttpClientConnection(stream)
         self._uses[conn] = 0
         self._groups[conn] = group
         self._open[group] += 1
@@ -129,13 +132,13 @@ class UpstreamPool:
             await entry.watcher_done.wait()
             await self._close(entry.conn)
 
-    async def _close(self, conn: ClientConnection) -> None:
+    async def _close(self, conn: HttpConnection) -> None:
         if self._uses.pop(conn, None) is not None:
             self._open[self._groups.pop(conn)] -= 1
         await trio.aclose_forcefully(conn.stream)
 
     def _release(
-        self, endpoint: Endpoint, conn: ClientConnection, settings: ConnectionPoolSettings
+        self, endpoint: Endpoint, conn: HttpConnection, settings: ConnectionPoolSettings
     ) -> None:
         entry = _Idle(conn, self._groups[conn], settings.idle_timeout_s)
         self._idle[endpoint].append(entry)

@@ -311,7 +311,7 @@ def test_yaml_anchors_and_merge_keys_work() -> None:
 def test_unknown_field_at_the_top_of_spec() -> None:
     assert errors(edit("  load:", "  x-notes: 1\n  load:")) == [
         "exp.yaml:15:3: unknown field 'x-notes'; known fields: "
-        "duration, faults, load, mesh, mode, seed, services, slos, warmup"
+        "duration, faults, load, mesh, mode, network, seed, services, slos, warmup"
     ]
 
 
@@ -431,7 +431,7 @@ def test_with_overrides_checks_the_result_against_the_file_positions() -> None:
 def test_unknown_field_is_shown_at_its_key_with_a_suggestion() -> None:
     assert errors(edit("      replicas: 2", "      replica: 2")) == [
         "exp.yaml:13:7: unknown field 'replica' (did you mean 'replicas'?); known fields: "
-        "errorRate, labels, name, replicas, responseSize, script",
+        "app, command, errorRate, labels, name, port, replicas, responseSize, script",
     ]
 
 
@@ -641,7 +641,8 @@ def test_one_kind_per_fault() -> None:
 
 def test_a_fault_needs_a_kind() -> None:
     assert errors(faults("{target: backend, start: 1s}")) == [
-        "exp.yaml:17:7: a fault needs one of delay, abort, kill, pause, partition, toxic",
+        "exp.yaml:17:7: a fault needs one of delay, abort, kill, pause, partition, toxic, "
+        "certExpired, wrongIdentity, untrustedCa",
     ]
 
 
@@ -846,6 +847,11 @@ def test_guard_rails_and_steady_state_are_read() -> None:
             '{objective: "p99 < 60ms", where: {route: /, service: backend}}',
             "exp.yaml:19:48: route: route and status select the load generator's requests to "
             "frontend: they cannot be combined with another service or an edge",
+        ),
+        (
+            '{objective: "p99 < 60ms", where: {status: reset, service: backend}}',
+            "exp.yaml:19:49: status: status reset selects the load generator's requests to "
+            "frontend: on another service or an edge use 2xx, 3xx, 4xx or 5xx",
         ),
         (
             '{objective: "p99 < 60ms", steadyState: 1}',

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
@@ -270,3 +271,20 @@ def test_scope_stats_serve_as_the_slo_checks_measurements() -> None:
     assert evaluate(parse_objective("p99 < 250ms"), stats)[1] is True
     assert evaluate(parse_objective("p99.9 < 150ms"), stats)[1] is False
     assert evaluate(parse_objective("error_rate <= 2%"), stats)[1] is True
+
+
+def test_counters_per_interval_survive_encoding_and_merging() -> None:
+    recorder = Recorder()
+    recorder.record(("a",), 0.5, 0.010, error=True)
+    recorder.count(("a",), 0.7, "attempts", 3)
+    recorder.count(("a",), 2.1, "ejections")  # an interval with a counter and no request
+    copy = Recorder()
+    copy.add_encoded("a", json.loads(json.dumps(recorder.encode_scope("a"))))
+    copy.merge(recorder)
+    assert [(i.index, i.requests, i.errors, dict(i.counters)) for i in copy.intervals("a")] == [
+        (0, 2, 2, {"attempts": 6}),
+        (1, 0, 0, {}),
+        (2, 0, 0, {"ejections": 2}),
+    ]
+    assert copy.scope("a", 3.0).counters == {"attempts": 6, "ejections": 2}
+    assert copy.scope("a", 3.0).summary()["counters"] == {"attempts": 6, "ejections": 2}

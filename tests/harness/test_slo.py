@@ -238,8 +238,25 @@ def test_a_scope_without_requests_fails(measured: Stats | None, text: str) -> No
 
 
 @pytest.mark.parametrize("text", ["retry_amplification <= 1.2", "ejections == 0"])
-def test_metrics_not_measured_yet_fail_with_a_reason(text: str) -> None:
-    assert evaluate(parse_objective(text), requests(10)) == (None, False, "not measured yet")
+def test_edge_metrics_need_an_edge_measurement(text: str) -> None:
+    assert evaluate(parse_objective(text), requests(10)) == (
+        None,
+        False,
+        "no edge measurement in scope",
+    )
+
+
+def test_retry_amplification_is_attempts_per_request() -> None:
+    counters = {"attempts": 25, "ejections": 2}
+    objective = parse_objective("retry_amplification <= 2")
+    assert evaluate(objective, requests(10), counters=counters) == (2.5, False, "")
+    assert evaluate(objective, requests(0), counters=counters) == (
+        None,
+        False,
+        "no requests in scope",
+    )
+    assert evaluate(parse_objective("ejections <= 2"), None, counters=counters) == (2.0, True, "")
+    assert evaluate(parse_objective("ejections == 0"), requests(3), counters={}) == (0.0, True, "")
 
 
 # --- scopes --------------------------------------------------------------------------------
@@ -299,7 +316,7 @@ def test_check_slo_failed_latency() -> None:
 def test_check_slo_reason_goes_into_json() -> None:
     result = check_slo("ejects", "ejections == 0", {}, "warn", requests(1))
     assert result.observed_text == "n/a"
-    assert result.to_json()["reason"] == "not measured yet"
+    assert result.to_json()["reason"] == "no edge measurement in scope"
     assert result.to_json()["observed"] is None
 
 
@@ -368,6 +385,7 @@ def test_parse_relative(text: str, relative: str, threshold: float) -> None:
     [
         ("dropped == baseline", 12, "dropped counts the whole run: it has no baseline"),
         ("recovery_time < baseline", 17, "recovery_time is measured from the end of the faults"),
+        ("ejections <= baseline", 14, "ejections is compared with absolute values only"),
         ("p99 < baseline / 2", 16, "expected *, + or - after baseline"),
         ("p99 < baseline *", 17, "expected a factor after 'baseline *'"),
         ("p99 < baseline + 5", 19, "latency objective needs a unit"),
@@ -422,7 +440,7 @@ def objectives(draw: st.DrawFn) -> Objective:
         percentile = draw(st.floats(min_value=0, max_value=100, exclude_min=True, exclude_max=True))
     kind = _KINDS.get(metric, "latency")
     relatives: list[str | None] = [None]
-    if metric not in ("dropped", "recovery_time"):
+    if metric not in ("dropped", "recovery_time", "retry_amplification", "ejections"):
         relatives += ["*", "+", "-"]
     relative = draw(st.sampled_from(relatives))
     if kind == "ratio" and relative != "*":

@@ -173,7 +173,8 @@ def test_junit_warnings_are_output_not_failures(tmp_path: Path, summary: dict[st
         "WARN: observed 41.3ms, objective mean < 40ms, scope all"
     )
     assert cases[3].findtext("system-out") == (
-        "WARN: observed n/a (not measured yet), objective retry_amplification <= 1.2, scope all"
+        "WARN: observed n/a (no edge measurement in scope), "
+        "objective retry_amplification <= 1.2, scope all"
     )
 
 
@@ -336,8 +337,8 @@ def test_explain_lists_every_slo_that_did_not_pass(summary: dict[str, Any]) -> N
         "meshchaos payments-brownout: FAIL, 1 of 4 SLOs failed, 2 warnings",
         "FAIL 'checkout p99 under fault': observed 312ms, objective p99 < 250ms, scope phase=fault",
         "WARN 'mean | pipe': observed 41.3ms, objective mean < 40ms, scope all",
-        "WARN 'amplifies': observed n/a (not measured yet), objective retry_amplification "
-        "<= 1.2, scope all",
+        "WARN 'amplifies': observed n/a (no edge measurement in scope), "
+        "objective retry_amplification <= 1.2, scope all",
     ]
     assert explain(steady_state_not_met()).splitlines()[1] == STEADY_LINE
 
@@ -354,7 +355,7 @@ def test_rich_table_holds_the_same_rows(summary: dict[str, Any]) -> None:
         "amplifies",
         "retry_amplification <= 1.2",
         "all",
-        "n/a (not measured yet)",
+        "n/a (no edge measurement in scope)",
         "WARN",
     ] in rows
     assert text.rstrip().splitlines()[-1] == "verdict: FAIL"

@@ -68,18 +68,19 @@ def test_an_invalid_experiment_fails_before_anything_runs(tester: pytest.Pyteste
     tester.runpytest().assert_outcomes(passed=3)
 
 
-def test_simulate_mode_is_refused_until_it_exists(tester: pytest.Pytester) -> None:
+def test_simulate_is_the_default_mode_and_runs_in_virtual_time(tester: pytest.Pytester) -> None:
     tester.makepyfile(
         """
         import pytest
-        from harness.experiment import ExperimentError
 
         async def test_simulate(meshchaos):
-            with pytest.raises(ExperimentError, match="mode 'simulate' is not available yet"):
-                await meshchaos.run("tiny.yaml")
+            result = await meshchaos.run("tiny.yaml")
+            assert result.passed, result.explain()
+            assert result.summary["mode"] == "simulate"
+            assert result.scope("all").percentile_ms(50) == pytest.approx(2.0, rel=1e-3)
         """
     )
-    tester.runpytest("--meshchaos-mode", "simulate").assert_outcomes(passed=1)
+    tester.runpytest().assert_outcomes(passed=1)
 
 
 def test_the_fixture_serves_trio_marked_tests_without_trio_mode(
@@ -121,6 +122,7 @@ def test_a_real_run_from_a_test(tester: pytest.Pytester, tmp_path: Path) -> None
                 result = await meshchaos.run(document, duration="3s", seed=7)
                 assert result.passed, result.explain()
                 assert result.summary["experiment"]["seed"] == 7
+                assert result.summary["mode"] == "real"
                 stats = result.scope("all")
                 assert 40 <= stats.requests <= 70
                 assert stats.error_rate == 0
@@ -132,7 +134,7 @@ def test_a_real_run_from_a_test(tester: pytest.Pytester, tmp_path: Path) -> None
             """
         )
     )
-    result = tester.runpytest("--meshchaos-reports", str(reports))
+    result = tester.runpytest("--meshchaos-reports", str(reports), "--meshchaos-mode", "real")
     result.assert_outcomes(passed=1)
     [run_dir] = (reports / "test_a_real_run_from_a_test.py-test_tiny").iterdir()
     assert run_dir.name == "tiny"

@@ -1,5 +1,7 @@
 """Hypothesis throws raw bytes at a sidecar's inbound listener over the memory network.
 
+It throws them at both HTTP/1.1 server loops too (h11's and llhttp's), bare.
+
 Whatever arrives, the sidecar answers 2xx (a valid request reached the app), 4xx (or 501 for an
 unknown transfer coding), or closes;
 it never crashes, and once the client is gone no task is left behind (tasks are counted in the
@@ -20,7 +22,9 @@ from meshcore.ca import CertificateAuthority
 from meshcore.config import read_sidecar_config
 from meshcore.model import Endpoint, Request, Response
 from meshcore.sidecar import Sidecar
+from meshcore.transport import llhttp
 from meshcore.transport.client import request_once
+from meshcore.transport.codec import ServeHttp
 from meshcore.transport.http1 import serve_http
 from meshcore.transport.memory import MemoryNetwork
 
@@ -65,7 +69,9 @@ def _count_tasks() -> int:
             walk(child) for nursery in task.child_nurseries for child in nursery.child_tasks
         )
 
-    return walk(trio.lowlevel.current_root_task())
+    root = trio.lowlevel.current_root_task()
+    assert root is not None  # called from inside trio.run
+    return walk(root)
 
 
 async def _app(request: Request) -> Response:
@@ -119,6 +125,14 @@ def _case(mode: str, ca: Path, data: bytes) -> tuple[int, int, bytes]:
     return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
+def _assert_answer(received: bytes) -> None:
+    if received:
+        assert received.startswith(b"HTTP/1.1 "), received
+        status = int(received[9:12])
+        # 501: a transfer coding the server does not implement (RFC 9112 6.1, as Envoy does).
+        assert 200 <= status < 300 or 400 <= status < 500 or status == 501, received
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mode=st.sampled_from(["DISABLE", "PERMISSIVE", "STRICT"]), data=_raw_requests())
 def test_inbound_listener_survives_anything(ca_folder: Path, mode: str, data: bytes) -> None:
@@ -126,8 +140,26 @@ def test_inbound_listener_survives_anything(ca_folder: Path, mode: str, data: by
     assert after <= before, "a task outlived its connection"
     if mode == "STRICT":
         assert received == b""  # no TLS, no HTTP
-    if received:
-        assert received.startswith(b"HTTP/1.1 "), received
-        status = int(received[9:12])
-        # 501: a transfer coding the server does not implement (RFC 9112 6.1, as Envoy does).
-        assert 200 <= status < 300 or 400 <= status < 500 or status == 501, received
+    _assert_answer(received)
+
+
+@pytest.mark.parametrize("serve", [serve_http, llhttp.serve_http], ids=["h11", "llhttp"])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=_raw_requests())
+def test_server_loops_survive_anything(serve: ServeHttp, data: bytes) -> None:
+    async def main() -> bytes:
+        client, server = trio.testing.memory_stream_pair()
+        received = b""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve, server, _app)
+            with trio.move_on_after(60):  # past every server timeout
+                try:
+                    await client.send_all(data)
+                    while chunk := await client.receive_some():
+                        received += chunk
+                except trio.BrokenResourceError:
+                    pass
+            await client.aclose()  # the server loop must end with the connection
+        return received
+
+    _assert_answer(trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0)))

@@ -20,7 +20,7 @@ async def _serve(network: MemoryNetwork, nursery: trio.Nursery) -> trio.CancelSc
     """Serve UPSTREAM in its own cancel scope, so a test can 'restart' it."""
     scope = trio.CancelScope()
 
-    async def run(task_status: trio.TaskStatus[None]) -> None:
+    async def run(task_status: trio.TaskStatus[Endpoint]) -> None:
         with scope:
 
             async def handler(stream: trio.abc.Stream) -> None:
