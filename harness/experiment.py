@@ -45,9 +45,9 @@ from meshcore.config import (
 )
 from meshcore.fields import FieldReader, Path, Problem, boolean, int_at_least, one_of, string
 from meshcore.policy.faults import FaultRule
+from meshcore.toxic_config import CERTIFICATE_FAULTS, read_toxic
 from meshcore.units import (
     format_duration,
-    parse_bandwidth,
     parse_duration,
     parse_percent,
     parse_rate,
@@ -60,7 +60,6 @@ __all__ = [
     "HTTP_METHODS",
     "LOADGEN",
     "PHASES",
-    "TOXIC_TYPES",
     "AuthorizationRule",
     "CallStep",
     "Diagnostic",
@@ -622,25 +621,7 @@ def _build(
 # --------------------------------------------------------------------------------------------
 
 _MESH_KINDS = ("delay", "abort")
-_CERTIFICATE_KINDS = ("certExpired", "wrongIdentity", "untrustedCa")  # meshcore.toxic_config
-FAULT_KINDS = (*_MESH_KINDS, "kill", "pause", "partition", "toxic", *_CERTIFICATE_KINDS)
-
-# Toxiproxy's toxics, with its attributes in the file's camelCase: (field, converter, required).
-# Durations replace Toxiproxy's milliseconds, sizes and bandwidths carry units.
-_TOXIC_FIELDS: dict[str, tuple[tuple[str, Callable[[object], object], bool], ...]] = {
-    "latency": (("latency", parse_duration, True), ("jitter", parse_duration, False)),
-    "bandwidth": (("rate", parse_bandwidth, True),),
-    "slow_close": (("delay", parse_duration, True),),
-    "timeout": (("timeout", parse_duration, True),),
-    "reset_peer": (("timeout", parse_duration, False),),
-    "slicer": (
-        ("averageSize", parse_size, True),
-        ("sizeVariation", parse_size, False),
-        ("delay", parse_duration, False),
-    ),
-    "limit_data": (("bytes", parse_size, True),),
-}
-TOXIC_TYPES = tuple(_TOXIC_FIELDS)
+FAULT_KINDS = (*_MESH_KINDS, "kill", "pause", "partition", "toxic", *CERTIFICATE_FAULTS)
 
 
 def _exactly(expected: str) -> Callable[[object], str]:
@@ -1339,7 +1320,7 @@ class _ExperimentReader:
                 body.problem(
                     (key,), f"unknown field {key!r}: {kind} takes none; write {kind}: {{}}"
                 )
-        if kind in ("kill", "pause", *_CERTIFICATE_KINDS) and target is not None and target.is_edge:
+        if kind in ("kill", "pause", *CERTIFICATE_FAULTS) and target is not None and target.is_edge:
             self.problem(
                 (*reader.path, "target"),
                 f"{kind} acts on a service or one replica, not on an edge; "
@@ -1347,18 +1328,8 @@ class _ExperimentReader:
             )
 
     def read_toxic(self, body: FieldReader) -> None:
-        """Check a Toxiproxy-style toxic: its type and that type's fields."""
-        toxic_type = body.take("type", one_of(*TOXIC_TYPES))
-        if toxic_type is None:
-            body.names()  # the other fields depend on the type: say nothing about them
-            return
-        for key, convert, required in _TOXIC_FIELDS[toxic_type]:
-            if required:
-                body.take(key, convert)
-            else:
-                body.take(key, convert, default=None)
-        body.take("percent", parse_percent, default=1.0)
-        body.take("stream", one_of("downstream", "upstream"), default="downstream")
+        """Check a Toxiproxy-style toxic with the sidecar's own reader (either spelling)."""
+        read_toxic(body)
         body.finish()
 
     def check_fault_target(self, reader: FieldReader, target: FaultTarget) -> None:
