@@ -6,7 +6,13 @@ import argparse
 
 from meshcore.standalone import run_standalone
 
-if __name__ == "__main__":
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` (the command line when ``None``), run the sidecar, return the exit code."""
     parser = argparse.ArgumentParser(prog="python -m meshcore", description=__doc__)
     parser.add_argument("--config", required=True, help="sidecar configuration (YAML)")
-    raise SystemExit(run_standalone(parser.parse_args().config))
+    return run_standalone(parser.parse_args(argv).config)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
