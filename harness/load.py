@@ -20,15 +20,16 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import trio
 
 from harness.experiment import LOADGEN, LoadSpec, RequestSpec
+from harness.pacing import SleeperFactory, TrioSleeper
 from meshcore.errors import ConnectFailure, UpstreamError
 from meshcore.layers.telemetry import SOURCE_HEADER
 from meshcore.model import Endpoint, Request
-from meshcore.transport.llhttp import LlhttpClientConnection
+from meshcore.transport.llhttp import LlhttpClientConnection, encode_request
 from meshcore.transport.network import Network
 
 __all__ = [
@@ -42,9 +43,12 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One finished (or abandoned) request."""
+class Sample(NamedTuple):
+    """One finished (or abandoned) request.
+
+    A named tuple rather than a frozen dataclass: one is made per request, on the load
+    generator's hot path, and a tuple is made several times faster.
+    """
 
     intended_s: float  # intended start, seconds after the load started
     latency_s: float  # from the intended start: coordinated-omission corrected
@@ -56,7 +60,11 @@ class Sample:
     @property
     def error(self) -> bool:
         """Tell whether the request failed (a 5xx or no response at all)."""
-        return self.outcome not in ("2xx", "3xx", "4xx")
+        return self.outcome not in _SUCCESSES
+
+
+_SUCCESSES = frozenset(("2xx", "3xx", "4xx"))
+_STATUS_CLASS = {digit: f"{digit}xx" for digit in range(1, 6)}
 
 
 Outcome = str
@@ -117,6 +125,12 @@ class LoadClient:
         self._idle: list[LlhttpClientConnection] = []
         self._next_target = 0
         self.requests = [_build_request(load.target, spec) for spec in load.requests]
+        # Each request of the mix on the wire, encoded once (keyed by identity: the requests
+        # live as long as the client).
+        self._wire = {
+            id(request): (encode_request(request, self._host), request.method == "HEAD")
+            for request in self.requests
+        }
 
     async def exchange(self, request: Request) -> Outcome:
         """Send one request; return its outcome class (``"2xx"``, ``"connect"``, ...)."""
@@ -126,7 +140,11 @@ class LoadClient:
                 target = self._targets[self._next_target % len(self._targets)]
                 self._next_target += 1
                 conn = LlhttpClientConnection(await self._network.connect(target))
-            response = await conn.round_trip(request, host=self._host)
+            wire = self._wire.get(id(request))
+            if wire is None:
+                response = await conn.round_trip(request, host=self._host)
+            else:
+                response = await conn.round_trip_encoded(wire[0], head_only=wire[1])
         except ConnectFailure:
             return "connect"
         except UpstreamError:
@@ -139,7 +157,8 @@ class LoadClient:
             self._idle.append(conn)
         else:
             await trio.aclose_forcefully(conn.stream)
-        return f"{response.status // 100}xx"
+        status = response.status
+        return _STATUS_CLASS.get(status // 100) or f"{status // 100}xx"
 
     async def aclose(self) -> None:
         """Close every idle connection."""
@@ -156,11 +175,19 @@ def _build_request(host: str, spec: RequestSpec) -> Request:
 class OpenLoopGenerator:
     """Sends ``load``'s schedule through ``client``, whatever the server does.
 
-    ``connections`` tasks each own one connection and take the next due request from a shared
-    queue, as wrk2's connections do: a request that finds every connection busy waits for one,
-    and its wait counts in its latency (from its intended time) but not in its uncorrected
-    latency (from its actual send), which is exactly the difference coordinated omission
-    hides. Requests still queued when the drain ends were never sent: they are ``dropped``.
+    ``connections`` tasks each send one request at a time, as wrk2's connections do. A task
+    that is free claims the next intended time of the shared schedule and sleeps until it; a
+    task that finishes a request after its successor's time has passed (every task was busy)
+    sends that request at once, late, and its wait counts in its latency (from its intended
+    time) but not in its uncorrected latency (from its actual send), which is exactly the
+    difference coordinated omission hides. This is a queue of due requests served first come,
+    first served by free connections, without a dispatcher: a request never waits while a
+    task is free (a free task holds a claim on an earlier time than any unclaimed one), and
+    each request costs one wakeup, not two. Intended times never claimed when the drain ends
+    were never sent: they are ``dropped``.
+
+    ``sleepers`` makes each task's timer: trio's by default (exact in virtual time); the
+    load command passes :func:`harness.pacing.precise_sleepers` on the real clock.
     """
 
     def __init__(
@@ -170,46 +197,30 @@ class OpenLoopGenerator:
         rng: random.Random,
         sink: SampleSink,
         on_dropped: Callable[[float], None],
+        *,
+        sleepers: SleeperFactory = TrioSleeper,
     ) -> None:
         self._load = load
         self._client = client
         self._rng = rng
         self._sink = sink
         self._on_dropped = on_dropped
+        self._sleepers = sleepers
         self._weights = [spec.weight for spec in load.requests]
 
     async def run(self, duration_s: float, *, drain_s: float = 5.0) -> None:
-        """Send the schedule for ``duration_s``, then give queued requests ``drain_s`` to finish.
+        """Send the schedule for ``duration_s``, then give late requests ``drain_s`` to finish.
 
         Requests in flight when the drain ends are recorded as ``timeout`` with the latency
         they had reached; requests never sent are reported dropped. Nothing measured is lost.
         """
         start = trio.current_time()
-        due_send, due = trio.open_memory_channel[tuple[float, Request]](math.inf)
-        async with trio.open_nursery() as nursery:
+        schedule = arrival_offsets(self._load, duration_s, self._rng)
+        with trio.move_on_at(start + duration_s + drain_s):
             async with trio.open_nursery() as connections:
                 for _ in range(self._load.connections):
-                    connections.start_soon(self._connection, start, due.clone())
-                behind = 0
-                for offset in arrival_offsets(self._load, duration_s, self._rng):
-                    # Sleep only until a request is due; requests already due are queued
-                    # without a scheduler round each (a round costs more than the request at
-                    # 10,000/s), yielding every few so the connections still get to run.
-                    if start + offset > trio.current_time():
-                        await trio.sleep_until(start + offset)
-                        behind = 0
-                    elif (behind := behind + 1) % 16 == 0:
-                        await trio.lowlevel.checkpoint()
-                    due_send.send_nowait((offset, self._pick()))
-                await trio.sleep_until(start + duration_s)
-                due_send.close()
-                nursery.start_soon(_cancel_after, drain_s, connections.cancel_scope)
-            nursery.cancel_scope.cancel()
-        while True:
-            try:
-                offset, _ = due.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
+                    connections.start_soon(self._connection, start, schedule)
+        for offset in schedule:
             self._on_dropped(offset)
         await self._client.aclose()
 
@@ -219,19 +230,22 @@ class OpenLoopGenerator:
             return requests[0]
         return self._rng.choices(requests, self._weights)[0]
 
-    async def _connection(
-        self, start: float, due: trio.MemoryReceiveChannel[tuple[float, Request]]
-    ) -> None:
-        async with due:
-            async for offset, request in due:
-                sent = trio.current_time()
+    async def _connection(self, start: float, schedule: Iterator[float]) -> None:
+        sleeper = self._sleepers()
+        exchange, sink, current_time = self._client.exchange, self._sink, trio.current_time
+        try:
+            for offset in schedule:  # claim the next intended time
+                request = self._pick()
+                intended = start + offset
+                if intended > current_time():
+                    await sleeper.sleep_until(intended)
+                sent = current_time()
                 outcome = "timeout"
                 try:
-                    outcome = await self._client.exchange(request)
+                    outcome = await exchange(request)
                 finally:
-                    done = trio.current_time()
-                    intended = start + offset
-                    self._sink(
+                    done = current_time()
+                    sink(
                         Sample(
                             offset,
                             done - intended,
@@ -241,11 +255,8 @@ class OpenLoopGenerator:
                             request.path,
                         )
                     )
-
-
-async def _cancel_after(delay_s: float, scope: trio.CancelScope) -> None:
-    await trio.sleep(delay_s)
-    scope.cancel()
+        finally:
+            sleeper.close()
 
 
 class ClosedLoopGenerator:
@@ -297,8 +308,14 @@ def make_generator(
     rng: random.Random,
     sink: SampleSink,
     on_dropped: Callable[[float], None],
+    *,
+    sleepers: SleeperFactory = TrioSleeper,
 ) -> OpenLoopGenerator | ClosedLoopGenerator:
-    """Return the generator for ``load.mode`` (a closed loop never drops: it never runs ahead)."""
+    """Return the generator for ``load.mode`` (a closed loop never drops: it never runs ahead).
+
+    ``sleepers``: see :class:`OpenLoopGenerator` (on the real clock, pass
+    :func:`harness.pacing.precise_sleepers`).
+    """
     if load.mode == "closed":
         return ClosedLoopGenerator(load, client, rng, sink)
-    return OpenLoopGenerator(load, client, rng, sink, on_dropped)
+    return OpenLoopGenerator(load, client, rng, sink, on_dropped, sleepers=sleepers)

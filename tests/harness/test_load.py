@@ -165,3 +165,52 @@ async def test_closed_loop_users_send_as_fast_as_the_server_answers(
     assert dropped == []
     assert all(s.latency_s == pytest.approx(0.05, abs=1e-9) for s in samples)
     assert all(s.lag_s == 0 and s.latency_s == s.uncorrected_s for s in samples)
+
+
+async def test_each_connection_task_sleeps_on_its_own_sleeper_and_closes_it(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    made: list[_CountingSleeper] = []
+
+    def factory() -> _CountingSleeper:
+        made.append(_CountingSleeper())
+        return made[-1]
+
+    network = MemoryNetwork()
+    samples: list[Sample] = []
+
+    async def app(request: Request) -> Response:
+        await trio.sleep(0.01)
+        return Response(200)
+
+    async def handler(stream: trio.abc.Stream) -> None:
+        await serve_http(stream, app)
+
+    load = _load(100, 1, connections=4)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(network.serve, TARGET, handler)
+        client = LoadClient(load, [TARGET], network)
+        generator = make_generator(
+            load, client, random.Random(0), samples.append, print, sleepers=factory
+        )
+        await generator.run(1.0)
+        nursery.cancel_scope.cancel()
+    assert len(samples) == 100
+    assert all(s.lag_s == pytest.approx(0, abs=1e-9) for s in samples)
+    assert len(made) == 4
+    assert all(sleeper.closed for sleeper in made)
+    # Every request but the first (due at once) was slept for, by one of the four.
+    assert sum(sleeper.sleeps for sleeper in made) == 99
+
+
+class _CountingSleeper:
+    def __init__(self) -> None:
+        self.sleeps = 0
+        self.closed = False
+
+    async def sleep_until(self, deadline: float) -> None:
+        self.sleeps += 1
+        await trio.sleep_until(deadline)
+
+    def close(self) -> None:
+        self.closed = True

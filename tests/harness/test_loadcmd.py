@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from harness.load import Sample
-from harness.loadcmd import LATENCY, LoadRun, parse_target
+from harness.loadcmd import LAG, LATENCY, UNCORRECTED, LoadRun, parse_target
+from harness.recorder import Recorder
 from meshcore.model import Endpoint
 from meshcore.transport.network import TcpNetwork
 
@@ -55,6 +56,21 @@ def test_workers_merge_exactly_through_encoded_intervals() -> None:
     theirs = [i.histogram.get_total_count() for i in together.recorder.intervals(LATENCY)]
     assert mine == theirs == [1000, 1000, 1000]
     assert [i.errors for i in merged.recorder.intervals(LATENCY)] == [980, 980, 980]
+
+
+def test_buffered_samples_are_recorded_as_if_one_by_one() -> None:
+    run, reference = LoadRun(), Recorder()
+    for index in range(2500):  # more than two batches
+        sample = Sample(index / 700, (index % 89) / 1000, (index % 13) / 1000,
+                        (index % 7 - 2) / 10_000, "5xx" if index % 11 == 0 else "2xx")  # fmt: skip
+        run.on_sample(sample)
+        reference.record([LATENCY], sample.intended_s, sample.latency_s, error=sample.error)
+        reference.record([UNCORRECTED], sample.intended_s, sample.uncorrected_s, error=False)
+        reference.record([LAG], sample.intended_s, max(0.0, sample.lag_s), error=False)
+    for scope in (LATENCY, UNCORRECTED, LAG):
+        assert run.recorder.encode_scope(scope) == reference.encode_scope(scope)
+    assert run.recorder.scope(LATENCY, 1.0).errors == 228
+    assert run.outcomes == {"2xx": 2272, "5xx": 228}
 
 
 @pytest.mark.e2e

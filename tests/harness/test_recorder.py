@@ -288,3 +288,58 @@ def test_counters_per_interval_survive_encoding_and_merging() -> None:
     ]
     assert copy.scope("a", 3.0).counters == {"attempts": 6, "ejections": 2}
     assert copy.scope("a", 3.0).summary()["counters"] == {"attempts": 6, "ejections": 2}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    samples=st.lists(
+        st.tuples(
+            st.floats(min_value=0.0, max_value=30.0, allow_nan=False),
+            st.one_of(
+                st.floats(min_value=-1.0, max_value=0.01, allow_nan=False),
+                st.floats(min_value=0.0, max_value=4000.0, allow_nan=False),
+            ),
+            st.booleans(),
+        ),
+        max_size=300,
+    )
+)
+def test_record_many_equals_recording_one_by_one(
+    samples: list[tuple[float, float, bool]],
+) -> None:
+    one_by_one, batched = Recorder(interval_s=0.7), Recorder(interval_s=0.7)
+    for at_s, latency_s, error in samples:
+        one_by_one.record(["all"], at_s, latency_s, error=error)
+    half = len(samples) // 2
+    for part in (samples[:half], samples[half:]):
+        batched.record_many("all", [s[0] for s in part], [s[1] for s in part], [s[2] for s in part])
+    if not samples:
+        assert batched.scope_names() == []
+        return
+    mine, theirs = batched.scope("all", 30.0), one_by_one.scope("all", 30.0)
+    assert_same(mine.histogram, theirs.histogram)
+    assert (mine.errors, mine.out_of_range) == (theirs.errors, theirs.out_of_range)
+    assert batched.encode_scope("all") == one_by_one.encode_scope("all")
+
+
+def test_record_many_refuses_what_record_refuses() -> None:
+    recorder = Recorder()
+    with pytest.raises(ValueError, match="negative"):
+        recorder.record_many("all", [1.0, -0.5], [0.1, 0.1])
+    with pytest.raises(ValueError, match="same length"):
+        recorder.record_many("all", [1.0], [0.1, 0.2])
+    recorder.record_many("all", [], [])
+    assert recorder.scope_names() == []
+
+
+def test_an_interval_flushed_many_times_is_consolidated_exactly() -> None:
+    rng = random.Random(3)
+    recorder, values = Recorder(), []
+    for _ in range(40):  # more flushes into one interval than it keeps chunks of
+        batch = [int(rng.expovariate(1 / 800)) for _ in range(25)]
+        values += batch
+        recorder.record_many("all", [0.5] * len(batch), [v / 1_000_000 for v in batch])
+        recorder.scope("all", 1.0)  # reading flushes
+    [interval] = recorder.intervals("all")
+    assert_same(interval.histogram, reference(values))
+    assert_same(recorder.scope("all", 1.0).histogram, reference(values))
