@@ -2,13 +2,15 @@
 
 The workload of issue 9: a frontend calling a three-replica backend through sidecars, with
 mTLS STRICT (``--mtls DISABLE`` to compare), at 100 requests/s for five virtual minutes
-(``--minutes``). The run is the experiment runner itself under simulate mode's clock, without
-writing a report (plots are not simulation). It prints the virtual time, the wall and CPU
-time, the speed-up (virtual over wall seconds) and the requests simulated per CPU second,
-then the latency the load generator saw as a sanity check. ``--profile FILE`` writes a
-cProfile of the run.
+(``--minutes``), with simulate mode's default ``spec.network.tls: handshake`` (``--tls full``
+encrypts every byte, as real mode does). The run is the experiment runner itself under
+simulate mode's clock, without writing a report (plots are not simulation). It prints the
+virtual time, the wall and CPU time, the speed-up (virtual over wall seconds) and the
+requests simulated per CPU second, then the latency the load generator saw as a sanity
+check. ``--profile FILE`` writes a cProfile of the run.
 
-    python bench/simulate.py [--minutes 5] [--rate 100] [--mtls STRICT] [--profile out.prof]
+    python bench/simulate.py [--minutes 5] [--rate 100] [--mtls STRICT] [--tls handshake]
+                             [--profile out.prof]
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from harness.session import prepare
 from harness.simulate import run_simulated
 
 
-def experiment_document(minutes: float, rate: float, mtls: str) -> dict[str, object]:
+def experiment_document(
+    minutes: float, rate: float, mtls: str, tls: str = "handshake"
+) -> dict[str, object]:
     """Return the benchmark's experiment: frontend -> backend x3, sleeps only."""
     return {
         "apiVersion": "meshchaos/v1",
@@ -48,6 +52,7 @@ def experiment_document(minutes: float, rate: float, mtls: str) -> dict[str, obj
                 },
             ],
             "mesh": {"mtls": mtls},
+            "network": {"tls": tls},
             "load": {"target": "frontend", "rate": f"{rate:g}/s", "connections": 32},
         },
     }
@@ -59,9 +64,10 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--mtls", choices=("STRICT", "PERMISSIVE", "DISABLE"), default="STRICT")
+    parser.add_argument("--tls", choices=("handshake", "full"), default="handshake")
     parser.add_argument("--profile", type=Path, default=None)
     args = parser.parse_args()
-    experiment = prepare(experiment_document(args.minutes, args.rate, args.mtls))
+    experiment = prepare(experiment_document(args.minutes, args.rate, args.mtls, args.tls))
     with tempfile.TemporaryDirectory(prefix="bench-simulate-") as folder:
         run = ExperimentRun(experiment, Path(folder) / "experiment.yaml", Path(folder))
         profile = cProfile.Profile() if args.profile else None
@@ -76,7 +82,7 @@ def main() -> None:
     virtual = experiment.warmup_s + experiment.duration_s
     stats = run.state.latency.scope("all", experiment.duration_s)
     requests = stats.requests
-    print(f"workload   frontend -> backend x3, {args.rate:g}/s, mtls {args.mtls}")
+    print(f"workload   frontend -> backend x3, {args.rate:g}/s, mtls {args.mtls} (tls: {args.tls})")
     print(f"virtual    {virtual:.0f} s (+ drain), {requests} requests measured")
     print(f"wall       {wall:.2f} s    cpu {cpu:.2f} s")
     print(f"speed-up   {virtual / wall:.1f}x real time (target: 10x)")

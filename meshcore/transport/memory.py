@@ -41,10 +41,12 @@ from collections import deque
 from dataclasses import dataclass
 
 import trio
+from trio import current_time
+from trio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
 from meshcore.errors import ConnectFailure
 from meshcore.model import Endpoint
-from meshcore.transport.network import ConnectionHandler
+from meshcore.transport.network import ConnectionHandler, PeekableStream
 
 __all__ = ["MemoryHost", "MemoryNetwork", "MemoryStream"]
 
@@ -68,7 +70,7 @@ class _Pipe:
             self.waiter = None
 
 
-class MemoryStream(trio.abc.HalfCloseableStream):
+class MemoryStream(trio.abc.HalfCloseableStream, PeekableStream):
     """One end of an in-memory connection."""
 
     def __init__(
@@ -89,17 +91,21 @@ class MemoryStream(trio.abc.HalfCloseableStream):
         self._sending = True
         try:
             owner = self._owner
-            if owner is not None:
+            if owner is not None and owner.paused:
                 await owner.wait_resumed()  # a paused process writes nothing
-            await trio.lowlevel.checkpoint()
+            # A socket's send in trio: cancelled before, nothing is sent; once sent, the
+            # schedule point after it is shielded. The reader is woken before this task
+            # yields, so both run in the scheduler's next batch: one round per hop, not two.
+            await checkpoint_if_cancelled()
             outgoing = self._outgoing
             if self._closed or outgoing.eof_at is not None:
                 raise trio.ClosedResourceError("this end was closed for sending")
             if outgoing.reader_closed:
                 raise trio.BrokenResourceError("the peer closed the connection")
             if data:
-                outgoing.chunks.append((trio.current_time() + self._latency_s, bytes(data)))
+                outgoing.chunks.append((current_time() + self._latency_s, bytes(data)))
                 outgoing.wake()
+            await cancel_shielded_checkpoint()
         finally:
             self._sending = False
 
@@ -124,7 +130,7 @@ class MemoryStream(trio.abc.HalfCloseableStream):
             raise trio.BusyResourceError("another task is receiving on this stream")
         self._receiving = True
         try:
-            await trio.lowlevel.checkpoint_if_cancelled()
+            await checkpoint_if_cancelled()
             waited = False
             incoming = self._incoming
             while True:
@@ -135,7 +141,7 @@ class MemoryStream(trio.abc.HalfCloseableStream):
                     continue
                 if self._closed:
                     raise trio.ClosedResourceError("this end was closed")
-                now = trio.current_time()
+                now = current_time()
                 chunks = incoming.chunks
                 if chunks:
                     if chunks[0][0] <= now:
@@ -151,13 +157,27 @@ class MemoryStream(trio.abc.HalfCloseableStream):
                     await self._wait_for_data(incoming)
                 waited = True
             if not waited:  # every receive is a schedule point, as trio's streams are
-                await trio.lowlevel.cancel_shielded_checkpoint()
+                await cancel_shielded_checkpoint()
             return data
         finally:
             self._receiving = False
 
+    def readable_now(self) -> bool:
+        """Tell whether a read would return at once: arrived bytes or end-of-stream, or closed."""
+        if self._closed:
+            return True
+        incoming = self._incoming
+        now = trio.current_time()
+        if incoming.chunks:
+            return incoming.chunks[0][0] <= now
+        return incoming.eof_at is not None and incoming.eof_at <= now
+
     @staticmethod
     def _pop(chunks: deque[tuple[float, bytes]], now: float, max_bytes: int | None) -> bytes:
+        arrival, chunk = chunks[0]
+        if len(chunks) == 1 and (max_bytes is None or len(chunk) <= max_bytes):
+            chunks.popleft()  # the usual case: one message, read whole
+            return chunk
         taken: list[bytes] = []
         size = 0
         while chunks and chunks[0][0] <= now:

@@ -17,6 +17,14 @@ simulate mode (``trio.SSLStream`` over memory streams needs no socket):
 
 The handler of a served connection finds the verified peer with :func:`peer_identity`.
 
+``cleartext=True`` (simulate mode's ``spec.network.tlsData: clear``, docs/simulate.md) keeps
+the handshake and drops the record layer: the same TLS 1.3 handshake runs over the inner
+connection, with the same certificates, the same verification and the same failures, and then
+the application data goes over the inner connection as it is, the verified peer attached to the
+stream (:class:`ClearTlsStream`). Both ends of a connection must agree on it, as both ends of a
+simulated mesh do. Encrypting and decrypting every record is what it saves: over memory streams
+that was a third of simulate mode's CPU per request.
+
 Certificates are replaced at runtime (:meth:`WorkloadTls.replace`, driven by
 :func:`rotate_forever`): new connections use the new contexts, established ones keep theirs,
 so a rotation fails no request. Note on TLS 1.3: a client's handshake completes before the
@@ -32,6 +40,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -39,10 +48,11 @@ from meshcore.ca import WorkloadCertificate, rotation_due
 from meshcore.errors import TlsFailure
 from meshcore.identity import PeerIdentity
 from meshcore.model import Endpoint
-from meshcore.transport.network import ConnectionHandler, Network
+from meshcore.transport.network import ConnectionHandler, Network, PeekableStream, readable_now
 
 __all__ = [
     "HANDSHAKE_TIMEOUT_S",
+    "ClearTlsStream",
     "TlsNetwork",
     "WorkloadTls",
     "client_context",
@@ -128,14 +138,90 @@ def peer_identity(stream: trio.abc.Stream) -> PeerIdentity | None:
     The SPIFFE ID is the certificate's URI SAN; a certificate without one gives an identity
     with an empty ID, which matches no principal.
     """
+    if isinstance(stream, ClearTlsStream):
+        return stream.peer
     if not isinstance(stream, trio.SSLStream):
         return None
-    der = stream.getpeercert(binary_form=True)
+    return _identity(stream.getpeercert(binary_form=True), stream.getpeercert())
+
+
+def _identity(der: bytes | None, decoded: dict[str, Any] | None) -> PeerIdentity | None:
     if der is None:
         return None
-    decoded = stream.getpeercert() or {}
-    uris = [value for kind, value in decoded.get("subjectAltName", ()) if kind == "URI"]
+    uris = [value for kind, value in (decoded or {}).get("subjectAltName", ()) if kind == "URI"]
     return PeerIdentity(uris[0] if uris else "", hashlib.sha256(der).hexdigest())
+
+
+class ClearTlsStream(trio.abc.Stream, PeekableStream):
+    """A connection whose mutual TLS handshake was real and whose data then goes in the clear.
+
+    ``peer`` is the identity the handshake verified; ``leftover`` are bytes that arrived
+    behind the handshake's last message, read first.
+    """
+
+    def __init__(self, inner: trio.abc.Stream, peer: PeerIdentity | None, leftover: bytes) -> None:
+        self.inner = inner
+        self.peer = peer
+        self._leftover = leftover
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        """Return the leftover bytes first, then what the inner stream receives."""
+        if self._leftover:
+            await trio.lowlevel.checkpoint()
+            size = len(self._leftover) if max_bytes is None else max_bytes
+            data, self._leftover = self._leftover[:size], self._leftover[size:]
+            return data
+        return await self.inner.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data`` on the inner stream as it is."""
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """Wait as the inner stream does."""
+        await self.inner.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        """Close the inner stream (there is no close_notify to send)."""
+        await self.inner.aclose()
+
+    def readable_now(self) -> bool:
+        """Tell whether a read would return at once (see :func:`readable_now`)."""
+        return bool(self._leftover) or readable_now(self.inner)
+
+
+async def _handshake_only(
+    transport: trio.abc.Stream, context: ssl.SSLContext, *, server_side: bool
+) -> ClearTlsStream:
+    """Run a TLS handshake over ``transport``; return the connection in the clear after it.
+
+    Errors are those of ``trio.SSLStream.do_handshake``: a failed handshake, or an
+    end-of-stream during it, raises :class:`trio.BrokenResourceError` with the
+    ``ssl.SSLError`` as its cause. As there, a failing side sends no alert: it closes.
+    """
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_side=server_side)
+    while True:
+        try:
+            tls.do_handshake()
+            done = True
+        except ssl.SSLWantReadError:
+            done = False
+        except (ssl.SSLError, ssl.CertificateError) as error:
+            raise trio.BrokenResourceError from error
+        if outgoing.pending:
+            await transport.send_all(outgoing.read())
+        if done:
+            break
+        data = await transport.receive_some()
+        if data:
+            incoming.write(data)
+        else:
+            incoming.write_eof()  # the next step raises SSLEOFError, as it does for trio
+    # The mesh's servers send no session tickets (server_context): nothing of TLS follows the
+    # handshake, and whatever arrived behind it is the peer's first application data.
+    peer = _identity(tls.getpeercert(binary_form=True), tls.getpeercert())
+    return ClearTlsStream(transport, peer, incoming.read())
 
 
 class _Replay(trio.abc.Stream):
@@ -169,6 +255,7 @@ class TlsNetwork:
     ``mode`` (``STRICT`` or ``PERMISSIVE``) governs ``serve``; ``expected`` names the SPIFFE
     ID a server at an endpoint must present (``None``: any mesh identity). ``counters`` counts
     handshakes and failures under ``prefix``, with Envoy's ``ssl.*`` statistic names.
+    ``cleartext``: handshake only, then the data in the clear (see the module's docstring).
     """
 
     def __init__(
@@ -180,6 +267,7 @@ class TlsNetwork:
         expected: Callable[[Endpoint], str | None] = lambda endpoint: None,
         counters: Counter[str] | None = None,
         prefix: str = "tls",
+        cleartext: bool = False,
     ) -> None:
         if mode not in ("STRICT", "PERMISSIVE"):
             raise ValueError(f"a TLS network serves STRICT or PERMISSIVE, not {mode!r}")
@@ -189,6 +277,7 @@ class TlsNetwork:
         self._expected = expected
         self.counters: Counter[str] = Counter() if counters is None else counters
         self._prefix = prefix
+        self._cleartext = cleartext
 
     def _count(self, name: str) -> None:
         self.counters[f"{self._prefix}.ssl.{name}"] += 1
@@ -200,9 +289,9 @@ class TlsNetwork:
     async def connect(self, endpoint: Endpoint) -> trio.abc.Stream:
         """Connect, handshake, and check the server's SPIFFE ID; raise ConnectFailure."""
         raw = await self._inner.connect(endpoint)
-        stream = trio.SSLStream(raw, self._tls.client_context)
+        stream: trio.abc.Stream = raw
         try:
-            await stream.do_handshake()
+            stream = await self._handshake(raw, server_side=False)
         except trio.BrokenResourceError as error:
             self._count("connection_error")
             await trio.aclose_forcefully(stream)
@@ -256,11 +345,21 @@ class TlsNetwork:
             if first[0] != _TLS_HANDSHAKE_RECORD:
                 self._count("plaintext")
                 return transport
-        stream = trio.SSLStream(transport, self._tls.server_context, server_side=True)
         try:
-            await stream.do_handshake()
+            stream = await self._handshake(transport, server_side=True)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._count("connection_error")
             return None
         self._count("handshake")
+        return stream
+
+    async def _handshake(self, transport: trio.abc.Stream, *, server_side: bool) -> trio.abc.Stream:
+        """Return ``transport`` after a TLS handshake: as a TLS stream, or in the clear."""
+        tls = self._tls
+        context = tls.server_context if server_side else tls.client_context
+        if self._cleartext:
+            return await _handshake_only(transport, context, server_side=server_side)
+        # On failure the caller counts, then closes the transport (nothing else to free).
+        stream = trio.SSLStream(transport, context, server_side=server_side)
+        await stream.do_handshake()
         return stream

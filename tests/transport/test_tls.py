@@ -17,9 +17,21 @@ from meshcore.model import Endpoint, Request, Response
 from meshcore.transport.http1 import ClientConnection, serve_http
 from meshcore.transport.memory import MemoryNetwork
 from meshcore.transport.network import Network
-from meshcore.transport.tls import HANDSHAKE_TIMEOUT_S, TlsNetwork, WorkloadTls, peer_identity
+from meshcore.transport.tls import (
+    HANDSHAKE_TIMEOUT_S,
+    ClearTlsStream,
+    TlsNetwork,
+    WorkloadTls,
+    peer_identity,
+)
 
 SERVER = Endpoint("payments", 9000)
+
+
+@pytest.fixture(params=[False, True], ids=["encrypted", "cleartext"])
+def cleartext(request: pytest.FixtureRequest) -> bool:
+    """Run each test with TLS records, and with simulate mode's handshake-only TLS."""
+    return bool(request.param)
 
 
 @functools.cache
@@ -37,10 +49,14 @@ def _tls(service: str) -> WorkloadTls:
 
 
 async def _serve_identity(
-    nursery: trio.Nursery, network: Network, tls: WorkloadTls, mode: str = "STRICT"
+    nursery: trio.Nursery,
+    network: Network,
+    tls: WorkloadTls,
+    cleartext: bool,
+    mode: str = "STRICT",
 ) -> TlsNetwork:
     """Serve SERVER; each response names the peer the server saw (or ``plain``)."""
-    server = TlsNetwork(network, tls, mode=mode)
+    server = TlsNetwork(network, tls, mode=mode, cleartext=cleartext)
 
     async def on_connection(stream: trio.abc.Stream) -> None:
         peer = peer_identity(stream)
@@ -54,8 +70,10 @@ async def _serve_identity(
     return server
 
 
-def _client(network: Network, service: str, expected: str | None) -> TlsNetwork:
-    return TlsNetwork(network, _tls(service), expected=lambda endpoint: expected)
+def _client(network: Network, service: str, expected: str | None, cleartext: bool) -> TlsNetwork:
+    return TlsNetwork(
+        network, _tls(service), expected=lambda endpoint: expected, cleartext=cleartext
+    )
 
 
 async def _get(connect: Callable[[], Awaitable[trio.abc.Stream]]) -> Response:
@@ -66,11 +84,13 @@ async def _get(connect: Callable[[], Awaitable[trio.abc.Stream]]) -> Response:
         await conn.aclose()
 
 
-async def test_mutual_tls_carries_both_identities(autojump_clock: trio.abc.Clock) -> None:
+async def test_mutual_tls_carries_both_identities(
+    autojump_clock: trio.abc.Clock, cleartext: bool
+) -> None:
     network = MemoryNetwork()
     async with trio.open_nursery() as nursery:
-        server = await _serve_identity(nursery, network, _tls("payments"))
-        client = _client(network, "checkout", spiffe_id("payments"))
+        server = await _serve_identity(nursery, network, _tls("payments"), cleartext)
+        client = _client(network, "checkout", spiffe_id("payments"), cleartext)
         stream = await client.connect(SERVER)
         peer = peer_identity(stream)
         assert peer is not None
@@ -90,11 +110,12 @@ async def test_mutual_tls_carries_both_identities(autojump_clock: trio.abc.Clock
 
 async def test_server_with_another_identity_fails_the_connection(
     autojump_clock: trio.abc.Clock,
+    cleartext: bool,
 ) -> None:
     network = MemoryNetwork()
     async with trio.open_nursery() as nursery:
-        await _serve_identity(nursery, network, _tls("inventory"))
-        client = _client(network, "checkout", spiffe_id("payments"))
+        await _serve_identity(nursery, network, _tls("inventory"), cleartext)
+        client = _client(network, "checkout", spiffe_id("payments"), cleartext)
         with pytest.raises(TlsFailure, match=r"expected spiffe://.*/sa/payments, got .*/inventory"):
             await client.connect(SERVER)
         assert client.counters["tls.ssl.fail_verify_san"] == 1
@@ -103,12 +124,13 @@ async def test_server_with_another_identity_fails_the_connection(
 
 async def test_server_from_a_foreign_ca_fails_the_handshake(
     autojump_clock: trio.abc.Clock,
+    cleartext: bool,
 ) -> None:
     network = MemoryNetwork()
     foreign = WorkloadTls(CertificateAuthority.create().issue(spiffe_id("payments")))
     async with trio.open_nursery() as nursery:
-        await _serve_identity(nursery, network, foreign)
-        client = _client(network, "checkout", spiffe_id("payments"))
+        await _serve_identity(nursery, network, foreign, cleartext)
+        client = _client(network, "checkout", spiffe_id("payments"), cleartext)
         with pytest.raises(TlsFailure, match="certificate verify failed"):
             await client.connect(SERVER)
         assert client.counters == {"tls.ssl.connection_error": 1}
@@ -117,7 +139,7 @@ async def test_server_from_a_foreign_ca_fails_the_handshake(
 
 @pytest.mark.parametrize("kind", ["foreign", "expired"])
 async def test_strict_refuses_a_bad_client_certificate(
-    autojump_clock: trio.abc.Clock, kind: str
+    autojump_clock: trio.abc.Clock, cleartext: bool, kind: str
 ) -> None:
     network = MemoryNetwork()
     if kind == "foreign":
@@ -128,8 +150,8 @@ async def test_strict_refuses_a_bad_client_certificate(
         past = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
         certificate = _ca().issue(spiffe_id("checkout"), now=past)
     async with trio.open_nursery() as nursery:
-        server = await _serve_identity(nursery, network, _tls("payments"))
-        client = TlsNetwork(network, WorkloadTls(certificate))
+        server = await _serve_identity(nursery, network, _tls("payments"), cleartext)
+        client = TlsNetwork(network, WorkloadTls(certificate), cleartext=cleartext)
         # TLS 1.3: the client's handshake ends before the server judged its certificate, so
         # the refusal arrives on the first read.
         with pytest.raises(UpstreamReset):
@@ -151,23 +173,28 @@ async def _raw_reply(network: Network, data: bytes) -> bytes:
     return received
 
 
-async def test_strict_gives_plain_http_nothing(autojump_clock: trio.abc.Clock) -> None:
+async def test_strict_gives_plain_http_nothing(
+    autojump_clock: trio.abc.Clock, cleartext: bool
+) -> None:
     network = MemoryNetwork()
     async with trio.open_nursery() as nursery:
-        await _serve_identity(nursery, network, _tls("payments"))
+        await _serve_identity(nursery, network, _tls("payments"), cleartext)
         assert await _raw_reply(network, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n") == b""
         nursery.cancel_scope.cancel()
 
 
 async def test_permissive_serves_plain_and_mutual_tls_on_one_port(
     autojump_clock: trio.abc.Clock,
+    cleartext: bool,
 ) -> None:
     network = MemoryNetwork()
     async with trio.open_nursery() as nursery:
-        server = await _serve_identity(nursery, network, _tls("payments"), mode="PERMISSIVE")
+        server = await _serve_identity(
+            nursery, network, _tls("payments"), cleartext, mode="PERMISSIVE"
+        )
         plain = await _get(functools.partial(network.connect, SERVER))
         assert plain.body == b"plain"
-        client = _client(network, "checkout", spiffe_id("payments"))
+        client = _client(network, "checkout", spiffe_id("payments"), cleartext)
         secure = await _get(functools.partial(client.connect, SERVER))
         assert secure.body == spiffe_id("checkout").encode()
         assert server.counters == {"tls.ssl.plaintext": 1, "tls.ssl.handshake": 1}
@@ -176,11 +203,11 @@ async def test_permissive_serves_plain_and_mutual_tls_on_one_port(
 
 @pytest.mark.parametrize("mode", ["STRICT", "PERMISSIVE"])
 async def test_a_silent_client_is_closed_after_the_handshake_timeout(
-    autojump_clock: trio.abc.Clock, mode: str
+    autojump_clock: trio.abc.Clock, cleartext: bool, mode: str
 ) -> None:
     network = MemoryNetwork()
     async with trio.open_nursery() as nursery:
-        await _serve_identity(nursery, network, _tls("payments"), mode=mode)
+        await _serve_identity(nursery, network, _tls("payments"), cleartext, mode=mode)
         stream = await network.connect(SERVER)
         assert await stream.receive_some() == b""
         assert trio.current_time() == HANDSHAKE_TIMEOUT_S
@@ -189,12 +216,13 @@ async def test_a_silent_client_is_closed_after_the_handshake_timeout(
 
 async def test_rotation_changes_the_certificate_of_new_connections_only(
     autojump_clock: trio.abc.Clock,
+    cleartext: bool,
 ) -> None:
     network = MemoryNetwork()
     server_tls = WorkloadTls(_ca().issue(spiffe_id("payments")))
     async with trio.open_nursery() as nursery:
-        await _serve_identity(nursery, network, server_tls)
-        client = _client(network, "checkout", spiffe_id("payments"))
+        await _serve_identity(nursery, network, server_tls, cleartext)
+        client = _client(network, "checkout", spiffe_id("payments"), cleartext)
         before = await client.connect(SERVER)
         server_tls.replace(_ca().issue(spiffe_id("payments")), issued_at_s=trio.current_time())
         after = await client.connect(SERVER)
@@ -209,4 +237,36 @@ async def test_rotation_changes_the_certificate_of_new_connections_only(
         await before.aclose()
         await after.aclose()
         assert server_tls.rotations == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_request_right_behind_the_handshake_is_served(
+    autojump_clock: trio.abc.Clock, cleartext: bool
+) -> None:
+    # With latency, the client's last handshake message and its first request arrive at the
+    # server together: the bytes behind the handshake are the request, not lost.
+    network = MemoryNetwork(latency_s=0.001)
+    async with trio.open_nursery() as nursery:
+        await _serve_identity(nursery, network, _tls("payments"), cleartext)
+        client = _client(network, "checkout", spiffe_id("payments"), cleartext)
+        response = await _get(functools.partial(client.connect, SERVER))
+        assert response.body == spiffe_id("checkout").encode()
+        # Connect (1 round trip), handshake (1 round trip), then the request's round trip.
+        assert trio.current_time() == pytest.approx(0.006)
+        nursery.cancel_scope.cancel()
+
+
+async def test_cleartext_carries_the_data_as_it_is(autojump_clock: trio.abc.Clock) -> None:
+    network = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        await _serve_identity(nursery, network, _tls("payments"), cleartext=True)
+        client = _client(network, "checkout", spiffe_id("payments"), cleartext=True)
+        stream = await client.connect(SERVER)
+        assert isinstance(stream, ClearTlsStream)
+        # Plain HTTP on the connection under the handshake, answered with the verified peer.
+        await stream.inner.send_all(b"GET / HTTP/1.1\r\nhost: payments\r\n\r\n")
+        reply = await stream.inner.receive_some()
+        assert reply.startswith(b"HTTP/1.1 200 ")
+        assert reply.endswith(spiffe_id("checkout").encode())
+        await stream.aclose()
         nursery.cancel_scope.cancel()
