@@ -2,17 +2,20 @@
 
 Two real sidecar processes between a client and nginx, on 127.0.0.1:
 
-    client --h11--> sidecar A (outbound) --mTLS or plain--> sidecar B (inbound) --> nginx
+    wrk --> sidecar A (outbound) --mTLS or plain--> sidecar B (inbound) --> nginx
 
-For DISABLE and STRICT, the client keeps ``--connections`` keep-alive connections busy for
-``--duration`` (closed loop) and the script reads each sidecar's CPU time from /proc before and
-after: CPU per request is that time over the requests answered. Connections between the
-sidecars are pooled, so a request pays the TLS record layer, not a handshake; the script shows
-how many handshakes B did. Then the client opens a new mTLS connection to B per request
-(handshake, one request, close), which gives the handshake rate one sidecar sustains and its
-CPU per handshake. The client runs in this process and competes for the same two cores.
+For DISABLE and STRICT, wrk keeps ``--connections`` keep-alive connections busy for
+``--duration`` seconds (closed loop, as ``bench/proxy_overhead/run.py`` does) and the script
+reads each sidecar's CPU time from /proc before and after: CPU per request is that time over
+the requests wrk completed. Connections between the sidecars are pooled, so a request pays the
+TLS record layer, not a handshake; the script shows how many handshakes B did. Then a client
+in this process opens a new mTLS connection to B per request (handshake, one request, close),
+which gives the handshake rate one sidecar sustains and its CPU per handshake; that client
+competes for the same two cores.
 
     python bench/mtls.py [--duration 5] [--connections 16]
+
+Needs ``nginx`` and ``wrk`` on the PATH (Debian: ``apt-get install nginx-light wrk``).
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ import os
 import sys
 import tempfile
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import trio
 import yaml
 from _servers import free_port, nginx, running
+from proxy_overhead.run import wrk
 
 from meshcore.ca import CertificateAuthority
 from meshcore.identity import spiffe_id
@@ -53,7 +57,7 @@ def stats(admin: int) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def sidecar(folder: Path, name: str, document: dict[str, object]) -> Iterator[tuple[int, int]]:
+def sidecar(folder: Path, name: str, document: Mapping[str, object]) -> Iterator[tuple[int, int]]:
     """Run one sidecar process; yield its pid and admin port."""
     admin = free_port()
     path = folder / f"{name}.yaml"
@@ -63,25 +67,21 @@ def sidecar(folder: Path, name: str, document: dict[str, object]) -> Iterator[tu
         yield process.pid, admin
 
 
-async def closed_loop(
-    network: Network, endpoint: Endpoint, connections: int, duration_s: float, reuse: bool
+async def connection_per_request(
+    network: Network, endpoint: Endpoint, connections: int, duration_s: float
 ) -> int:
-    """Keep ``connections`` requests in flight for ``duration_s``; return how many completed."""
+    """Keep ``connections`` new-connection requests in flight for ``duration_s``; count them."""
     done = 0
     request = Request("GET", "/", (("host", "backend"),))
 
     async def user() -> None:
         nonlocal done
-        conn = None
         while True:
-            if conn is None:
-                conn = ClientConnection(await network.connect(endpoint))
+            conn = ClientConnection(await network.connect(endpoint))
             response = await conn.round_trip(request, host="backend")
             assert response.status == 200, response
             done += 1
-            if not reuse or not conn.reusable:
-                await conn.aclose()
-                conn = None
+            await conn.aclose()
 
     with trio.move_on_after(duration_s):
         async with trio.open_nursery() as nursery:
@@ -92,7 +92,7 @@ async def closed_loop(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, nginx() as app:
@@ -112,12 +112,12 @@ def main() -> None:
                      "destinations": backend}  # fmt: skip
             with sidecar(folder, "backend", b_doc) as (b_pid, b_admin), \
                     sidecar(folder, "frontend", a_doc) as (a_pid, _):  # fmt: skip
-                endpoint = Endpoint("127.0.0.1", a_port)
-                trio.run(closed_loop, TcpNetwork(), endpoint, 2, 0.5, True)  # warm up
+                warm_up = argparse.Namespace(threads=1, connections=2, duration=1)
+                wrk("warm-up", a_port, warm_up)
                 before = cpu_s(a_pid), cpu_s(b_pid)
-                count = trio.run(
-                    closed_loop, TcpNetwork(), endpoint, args.connections, args.duration, True
-                )  # fmt: skip
+                load = argparse.Namespace(threads=1, connections=args.connections,
+                                          duration=args.duration)  # fmt: skip
+                count = wrk("mtls", a_port, load).requests
                 used = cpu_s(a_pid) - before[0], cpu_s(b_pid) - before[1]
                 handshakes = stats(b_admin).get("listener.inbound.ssl.handshake", 0)
                 print(
@@ -133,7 +133,7 @@ def main() -> None:
                     start_hs = stats(b_admin).get("listener.inbound.ssl.handshake", 0)
                     start_cpu = cpu_s(b_pid)
                     count = trio.run(
-                        closed_loop, network, direct, args.connections, args.duration, False
+                        connection_per_request, network, direct, args.connections, args.duration
                     )  # fmt: skip
                     b_cpu = cpu_s(b_pid) - start_cpu
                     done = stats(b_admin).get("listener.inbound.ssl.handshake", 0) - start_hs

@@ -9,7 +9,7 @@ CA, the TLS transport and the sans-IO authorization policy share it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -55,18 +55,17 @@ class PeerIdentity:
     """The other end of an mTLS connection, from its verified certificate.
 
     ``cert_sha256`` is the hex SHA-256 of the peer's DER certificate (the ``Hash`` of
-    ``x-forwarded-client-cert``).
+    ``x-forwarded-client-cert``). ``principal`` is the identity as an AuthorizationPolicy
+    principal (no ``spiffe://``), ``workload`` its workload (service account) name, for
+    telemetry's ``source_workload``: both derived once, since a connection's identity is
+    looked up once and read on every request it carries.
     """
 
     spiffe_id: str
     cert_sha256: str = ""
+    principal: str = field(init=False, repr=False, compare=False)
+    workload: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def principal(self) -> str:
-        """Return the identity as an AuthorizationPolicy principal (no ``spiffe://``)."""
-        return principal_of(self.spiffe_id)
-
-    @property
-    def workload(self) -> str:
-        """Return the workload (service account) name, for telemetry's ``source_workload``."""
-        return workload_of(self.spiffe_id)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "principal", principal_of(self.spiffe_id))
+        object.__setattr__(self, "workload", workload_of(self.spiffe_id))

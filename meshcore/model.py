@@ -4,13 +4,18 @@ Header names are lower-case ``str`` (h11 lower-cases them on the wire side); val
 ``str`` decoded as Latin-1, which round-trips any byte. A layer that changes a request makes a
 new one with :meth:`Request.replace` or :meth:`Request.with_header`; nothing is mutated, so a
 retry can resend exactly what the first try sent.
+
+Copies are made by the functions :func:`_copier` writes, not ``dataclasses.replace``: a request
+is copied a few times per hop, and ``dataclasses.replace`` (keyword arguments through
+``__init__``) cost several times as much.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from meshcore.identity import PeerIdentity
 
@@ -20,6 +25,37 @@ if TYPE_CHECKING:
 __all__ = ["Endpoint", "Headers", "PeerIdentity", "Request", "Response"]
 
 Headers = tuple[tuple[str, str], ...]
+
+_T = TypeVar("_T")
+
+
+def _copier(cls: type[_T]) -> Callable[[_T, dict[str, Any]], _T]:
+    """Return ``copy(obj, changes)``: a copy of ``obj`` (a ``cls``) with ``changes`` applied.
+
+    What ``dataclasses.replace`` does for these classes (none has ``__post_init__`` or an
+    ``init=False`` field), without its per-call reflection: like the ``__init__`` that
+    ``dataclasses`` writes, the function is generated once, one line per field, setting each
+    through its slot descriptor (a loop over the descriptors cost twice as much). An unknown
+    field name raises TypeError, as there.
+    """
+    names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    known = frozenset(names)
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_known": known,
+                             "_unknown": _unknown}  # fmt: skip
+    lines = ["def copy(obj, changes):", "    if not changes.keys() <= _known:",
+             "        _unknown(_cls, changes)", "    new = _new(_cls)"]  # fmt: skip
+    for i, name in enumerate(names):
+        scope[f"_set{i}"] = vars(cls)[name].__set__
+        lines.append(f"    _set{i}(new, changes[{name!r}] if {name!r} in changes else obj.{name})")
+    lines.append("    return new")
+    exec("\n".join(lines), scope)  # generated from the class's own field names
+    copy: Callable[[_T, dict[str, Any]], _T] = scope["copy"]
+    return copy
+
+
+def _unknown(cls: type, changes: dict[str, Any]) -> None:
+    name = next(n for n in changes if n not in {f.name for f in dataclasses.fields(cls)})
+    raise TypeError(f"{cls.__name__} has no field {name!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +121,11 @@ class Request:
 
     def with_header(self, name: str, value: str) -> Request:
         """Return a copy whose header ``name`` has exactly the one value ``value``."""
-        return dataclasses.replace(self, headers=_set(self.headers, name, value))
+        return _copy_request(self, {"headers": _set(self.headers, name, value)})
 
-    def replace(self, **changes: object) -> Request:
-        """Return a copy with ``changes`` applied (``dataclasses.replace``)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+    def replace(self, **changes: Any) -> Request:
+        """Return a copy with ``changes`` applied (as ``dataclasses.replace``)."""
+        return _copy_request(self, changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +153,11 @@ class Response:
         """Return a copy with Envoy response flag ``flag`` added."""
         if flag in self.flags:
             return self
-        return dataclasses.replace(self, flags=(*self.flags, flag))
+        return _copy_response(self, {"flags": (*self.flags, flag)})
 
-    def replace(self, **changes: object) -> Response:
-        """Return a copy with ``changes`` applied (``dataclasses.replace``)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+    def replace(self, **changes: Any) -> Response:
+        """Return a copy with ``changes`` applied (as ``dataclasses.replace``)."""
+        return _copy_response(self, changes)
 
     @classmethod
     def local(cls, status: int, text: str, flag: str = "") -> Response:
@@ -132,3 +168,7 @@ class Response:
             body=text.encode(),
             flags=(flag,) if flag else (),
         )
+
+
+_copy_request = _copier(Request)
+_copy_response = _copier(Response)

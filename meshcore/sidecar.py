@@ -8,14 +8,13 @@ by :class:`~meshcore.resilience.OutboundPolicies`.
 Mutual TLS is not a layer but the transport under them: with ``mtls`` configured, the inbound
 listener and the outbound pool run over a :class:`~meshcore.transport.tls.TlsNetwork` with this
 workload's certificate, which the sidecar issues from the mesh CA folder and rotates at half
-its lifetime.
+its lifetime. ``tls_cleartext=True`` (simulate mode only, docs/simulate.md) keeps the handshakes
+and carries the data after them in the clear.
 """
 
 from __future__ import annotations
 
-import json
 import random
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from meshcore.layers.route import RouteLayer
 from meshcore.layers.telemetry import AccessLogSink, TelemetryLayer
 from meshcore.layers.timeout import TimeoutLayer
 from meshcore.layers.upstream import UpstreamLayer
-from meshcore.model import Endpoint, Request, Response
+from meshcore.model import Endpoint
 from meshcore.resilience import OutboundPolicies
 from meshcore.telemetry import SidecarTelemetry
 from meshcore.transport.codec import Handler
@@ -49,7 +48,7 @@ from meshcore.transport.pool import UpstreamPool
 from meshcore.transport.tls import TlsNetwork, WorkloadTls, peer_identity, rotate_forever
 from meshcore.transport.toxic import ToxicNetwork
 
-__all__ = ["DRAIN_S", "Sidecar", "SidecarAddresses", "stdout_access_log"]
+__all__ = ["DRAIN_S", "Sidecar", "SidecarAddresses"]
 
 DRAIN_S = 5.0  # how long a stopping sidecar waits for requests in flight
 
@@ -63,20 +62,20 @@ class SidecarAddresses:
     outbound: Endpoint | None
 
 
-def stdout_access_log(entry: dict[str, Any]) -> None:
-    """Write one access-log entry as a JSON line on standard output."""
-    sys.stdout.write(json.dumps(entry, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
-
-
 class Sidecar:
     """One workload's proxy: an inbound listener in front of the app, an outbound one for it."""
 
     def __init__(
-        self, config: SidecarConfig, network: Network, *, access_log: AccessLogSink | None = None
+        self,
+        config: SidecarConfig,
+        network: Network,
+        *,
+        access_log: AccessLogSink | None = None,
+        tls_cleartext: bool = False,
     ) -> None:
         self.config = config
         self.network = network
+        self.tls_cleartext = tls_cleartext
         self.access_log = access_log
         self.faults = FaultTable()
         self.telemetry = SidecarTelemetry()
@@ -238,6 +237,7 @@ class Sidecar:
                     expected=self._identities.get,
                     counters=self.telemetry.counters,
                     prefix="cluster.outbound",
+                    cleartext=self.tls_cleartext,
                 )
                 inbound_network = TlsNetwork(
                     inbound_raw,
@@ -245,6 +245,7 @@ class Sidecar:
                     mode=config.mtls_mode,
                     counters=self.telemetry.counters,
                     prefix="listener.inbound",
+                    cleartext=self.tls_cleartext,
                 )
                 self._pools.remove(mesh_pool)
                 mesh_pool = UpstreamPool(mesh_network, nursery)
@@ -254,15 +255,8 @@ class Sidecar:
                 endpoint: Endpoint, handler: Handler, network: Network = self.network
             ) -> Endpoint:
                 async def on_connection(stream: trio.abc.Stream) -> None:
-                    peer = peer_identity(stream)
-                    if peer is None:
-                        await serve_http(stream, handler)
-                        return
-
-                    async def identified(request: Request) -> Response:
-                        return await handler(request.replace(peer=peer))
-
-                    await serve_http(stream, identified)
+                    # Looked up once per connection; the codec puts it on every request.
+                    await serve_http(stream, handler, peer=peer_identity(stream))
 
                 bound: Endpoint = await nursery.start(network.serve, endpoint, on_connection)
                 return bound

@@ -1,9 +1,10 @@
 """A standalone sidecar process: read the config file, serve until SIGINT or SIGTERM.
 
-The access log goes to standard output, one JSON line per request. On SIGINT or SIGTERM the
-sidecar drains: it keeps serving while requests are in flight, for at most
-:data:`~meshcore.sidecar.DRAIN_S` (5 s), then stops. Exit codes: 0 after a clean shutdown, 2
-when the configuration is invalid (each problem on standard error).
+The access log goes to standard output, one JSON line per request, written in batches
+(:mod:`meshcore.accesslog`). On SIGINT or SIGTERM the sidecar drains: it keeps serving while
+requests are in flight, for at most :data:`~meshcore.sidecar.DRAIN_S` (5 s), then stops. Exit
+codes: 0 after a clean shutdown, 2 when the configuration is invalid (each problem on standard
+error).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import sys
 import trio
 import yaml
 
+from meshcore.accesslog import JsonLinesLog
 from meshcore.config import read_sidecar_config
 from meshcore.fields import ConfigError
-from meshcore.sidecar import Sidecar, stdout_access_log
+from meshcore.sidecar import Sidecar
 from meshcore.transport.network import TcpNetwork
 
 __all__ = ["run_standalone"]
@@ -36,15 +38,21 @@ def run_standalone(config_path: str) -> int:
             print(f"{config_path}: {problem.dotted_path()}: {problem.message}", file=sys.stderr)
         return 2
 
+    access_log = JsonLinesLog()  # buffered: see meshcore.accesslog for what a kill can lose
+
     async def serve() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
-                sidecar = Sidecar(config, TcpNetwork(), access_log=stdout_access_log)
+                nursery.start_soon(access_log.run)
+                sidecar = Sidecar(config, TcpNetwork(), access_log=access_log)
                 await nursery.start(sidecar.run)
                 async for _ in signals:
                     await sidecar.drain()
                     nursery.cancel_scope.cancel()
                     break
 
-    trio.run(serve)
+    try:
+        trio.run(serve)
+    finally:
+        access_log.flush()
     return 0

@@ -7,25 +7,36 @@ statistics for ``GET /stats`` (``cluster.outbound|payments.upstream_rq_retry``).
 counters, and gauges that layers report through :meth:`SidecarTelemetry.add_gauges`, appear in
 ``/metrics`` under a ``meshchaos_`` prefix with the cluster as a label
 (``meshchaos_upstream_rq_retry_total{cluster_name="outbound|payments"}``).
+
+The Istio metrics are counted in plain Python (a request adds to a few list cells) and turned
+into Prometheus families only when ``/metrics`` is scraped: prometheus-client's own counters
+and histograms take a lock and walk their buckets on every update, several times the cost.
+Unlike prometheus-client's own series, these carry no ``_created`` samples (Envoy's have none
+either).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import accumulate
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client import Counter as PromCounter
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from meshcore.edges import EdgeRecorder
 
 __all__ = ["GaugeSource", "RequestRecord", "SidecarTelemetry"]
 
-# The Prometheus children and /stats counter names of one label combination.
-_Series = tuple[PromCounter, Histogram, Histogram, Histogram, tuple[str, ...]]
 # Returns current values by /stats name, e.g. {"cluster.outbound|payments.
 # outlier_detection.ejections_active": 1}.
 GaugeSource = Callable[[], Mapping[str, float]]
@@ -45,6 +56,40 @@ _LABELS = (
     "response_flags",
     "connection_security_policy",
 )
+
+
+class _Histogram:
+    """One histogram series: a count per bucket (the last one is +Inf), and the sum."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        """Count ``value`` in the first bucket whose bound is at least it (prometheus-client)."""
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Return the cumulative buckets as Prometheus writes them (``le`` label, count)."""
+        les = [*map(floatToGoString, self.bounds), "+Inf"]
+        return list(zip(les, map(float, accumulate(self.counts)), strict=True))
+
+
+class _Series:
+    """The Istio metrics of one label combination, and its /stats counter names."""
+
+    __slots__ = ("duration", "names", "request_bytes", "requests", "response_bytes")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.requests = 0
+        self.duration = _Histogram(_DURATION_BUCKETS_MS)
+        self.request_bytes = _Histogram(_SIZE_BUCKETS)
+        self.response_bytes = _Histogram(_SIZE_BUCKETS)
+        self.names = names
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,28 +112,11 @@ class SidecarTelemetry:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._requests = PromCounter(
-            "istio_requests", "Requests handled", _LABELS, registry=self.registry
-        )
-        self._duration = Histogram(
-            "istio_request_duration_milliseconds",
-            "Request duration",
-            _LABELS,
-            buckets=_DURATION_BUCKETS_MS,
-            registry=self.registry,
-        )
-        self._request_bytes = Histogram(
-            "istio_request_bytes", "Request body sizes", _LABELS, buckets=_SIZE_BUCKETS,
-            registry=self.registry,
-        )  # fmt: skip
-        self._response_bytes = Histogram(
-            "istio_response_bytes", "Response body sizes", _LABELS, buckets=_SIZE_BUCKETS,
-            registry=self.registry,
-        )  # fmt: skip
         self.counters: Counter[str] = Counter()
         self._gauge_sources: list[GaugeSource] = []
         self._counter_sources: list[GaugeSource] = []
         self._series: dict[tuple[str, ...], _Series] = {}
+        self.registry.register(_IstioCollector(self._series))
         self.registry.register(_MeshchaosCollector(self))
         self.edges = EdgeRecorder()  # per-edge HDR histograms, GET /stats/edges
 
@@ -123,38 +151,60 @@ class SidecarTelemetry:
             ",".join(record.flags) or "-",
             record.security,
         )
-        # prometheus-client looks a label tuple up (and validates it) on every .labels() call:
-        # keep the four children of each tuple, and the /stats names, on the hot path instead.
         series = self._series.get(labels)
         if series is None:
-            series = self._series[labels] = self._new_series(record, labels)
-        requests, duration, request_bytes, response_bytes, names = series
-        requests.inc()
-        duration.observe(record.duration_s * 1000)
-        request_bytes.observe(record.request_bytes)
-        response_bytes.observe(record.response_bytes)
-        for name in names:
-            self.counters[name] += 1
-
-    def _new_series(self, record: RequestRecord, labels: tuple[str, ...]) -> _Series:
-        direction = "outbound" if record.reporter == "source" else "inbound"
-        prefix = f"cluster.{direction}|{record.destination}"
-        names = (
-            f"{prefix}.upstream_rq_total",
-            f"{prefix}.upstream_rq_{record.status // 100}xx",
-            *(f"{prefix}.response_flags.{flag}" for flag in record.flags),
-        )
-        return (
-            self._requests.labels(*labels),
-            self._duration.labels(*labels),
-            self._request_bytes.labels(*labels),
-            self._response_bytes.labels(*labels),
-            names,
-        )
+            series = self._series[labels] = _Series(_stat_names(record))
+        series.requests += 1
+        series.duration.observe(record.duration_s * 1000)
+        series.request_bytes.observe(record.request_bytes)
+        series.response_bytes.observe(record.response_bytes)
+        counters = self.counters
+        for name in series.names:
+            counters[name] += 1
 
     def prometheus_text(self) -> bytes:
         """Return the Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+
+def _stat_names(record: RequestRecord) -> tuple[str, ...]:
+    """Return the /stats counters one request of ``record``'s label combination adds to."""
+    direction = "outbound" if record.reporter == "source" else "inbound"
+    prefix = f"cluster.{direction}|{record.destination}"
+    return (
+        f"{prefix}.upstream_rq_total",
+        f"{prefix}.upstream_rq_{record.status // 100}xx",
+        *(f"{prefix}.response_flags.{flag}" for flag in record.flags),
+    )
+
+
+class _IstioCollector(Collector):
+    """Renders the Istio standard metrics from the series counted in plain Python."""
+
+    def __init__(self, series: Mapping[tuple[str, ...], _Series]) -> None:
+        self._series = series
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield ``istio_requests_total`` and the three histograms, one sample set per series."""
+        labels = list(_LABELS)
+        requests = CounterMetricFamily("istio_requests", "Requests handled", labels=labels)
+        histograms = (
+            HistogramMetricFamily(
+                "istio_request_duration_milliseconds", "Request duration", labels=labels
+            ),
+            HistogramMetricFamily("istio_request_bytes", "Request body sizes", labels=labels),
+            HistogramMetricFamily("istio_response_bytes", "Response body sizes", labels=labels),
+        )
+        for values, series in list(self._series.items()):
+            requests.add_metric(values, series.requests)
+            for family, histogram in zip(
+                histograms,
+                (series.duration, series.request_bytes, series.response_bytes),
+                strict=True,
+            ):
+                family.add_metric(values, histogram.buckets(), histogram.sum)
+        yield requests
+        yield from histograms
 
 
 class _MeshchaosCollector(Collector):

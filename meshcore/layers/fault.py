@@ -31,12 +31,16 @@ class FaultTable:
         # Called after every change: connection-level faults act on connections already open
         # (Toxiproxy adds a toxic to every link of a proxy), so the transport must hear of it.
         self._listeners: list[Callable[[], None]] = []
+        # Every request asks which rules apply to it (several times): the answers are kept
+        # until the rules change.
+        self._selections: dict[tuple[str | None, str], tuple[FaultRule, ...]] = {}
 
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` after every change of the rules."""
         self._listeners.append(listener)
 
     def _changed(self) -> None:
+        self._selections.clear()
         for listener in self._listeners:
             listener()
 
@@ -57,12 +61,24 @@ class FaultTable:
         self._rules.clear()
         self._changed()
 
+    def _select(
+        self, destination: str | None, level: str, keep: Callable[[FaultRule], bool]
+    ) -> tuple[FaultRule, ...]:
+        if not self._rules:
+            return ()
+        key = (destination, level)
+        found = self._selections.get(key)
+        if found is None:
+            found = self._selections[key] = tuple(filter(keep, self._rules.values()))
+        return found
+
     def connection_rules(self, destination: str | None) -> tuple[FaultRule, ...]:
         """Return the toxics and partitions on ``destination``'s connections (None: inbound)."""
-        return tuple(
-            r for r in self._rules.values()
-            if r.destination == destination and (r.toxic is not None or r.partition)
-        )  # fmt: skip
+        return self._select(
+            destination,
+            "connection",
+            lambda r: r.destination == destination and (r.toxic is not None or r.partition),
+        )
 
     def certificate(self) -> FaultRule | None:
         """Return the newest certificate fault of this sidecar, if any."""
@@ -75,12 +91,12 @@ class FaultTable:
 
     def inbound(self) -> tuple[FaultRule, ...]:
         """Return the server-side rules (those without a destination)."""
-        return tuple(r for r in self._rules.values() if r.destination is None)
+        return self._select(None, "inbound", lambda r: r.destination is None)
 
     def outbound(self, destination: str, level: str) -> tuple[FaultRule, ...]:
         """Return the edge rules for ``destination`` at ``level`` (attempt or request)."""
-        return tuple(
-            r for r in self._rules.values() if r.destination == destination and r.level == level
+        return self._select(
+            destination, level, lambda r: r.destination == destination and r.level == level
         )
 
 
@@ -104,7 +120,10 @@ class FaultLayer:
 
     async def __call__(self, request: Request) -> Response:
         """Apply the faults that fire for ``request``, then pass it on unless aborted."""
-        decision = decide_faults(self._select(request), self._rng, request.headers)
+        rules = self._select(request)
+        if not rules:
+            return await self.inner(request)
+        decision = decide_faults(rules, self._rng, request.headers)
         if not decision.injected:
             return await self.inner(request)
         if decision.delay_s > 0:

@@ -12,11 +12,10 @@ mTLS and passes the verified caller on in Envoy's format::
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 from meshcore.layers.base import Service
-from meshcore.model import Request, Response
+from meshcore.model import PeerIdentity, Request, Response
 
 __all__ = ["XFCC_HEADER", "PeerIdentityLayer"]
 
@@ -32,14 +31,27 @@ class PeerIdentityLayer:
     def __init__(self, inner: Service, own_spiffe: Callable[[], str]) -> None:
         self.inner = inner
         self._own_spiffe = own_spiffe
+        # The header of the last peer seen: every request of a connection has the same peer.
+        self._last: tuple[PeerIdentity | None, str, tuple[str, str] | None] = (None, "", None)
 
     async def __call__(self, request: Request) -> Response:
         """Replace any ``x-forwarded-client-cert`` with the verified peer's."""
-        headers = tuple((name, value) for name, value in request.headers if name != XFCC_HEADER)
         peer = request.peer
+        headers = request.headers
+        forged = any(name == XFCC_HEADER for name, _ in headers)
+        if peer is None and not forged:
+            return await self.inner(request)  # nothing to drop, nothing to add: no copy
+        if forged:
+            headers = tuple((name, value) for name, value in headers if name != XFCC_HEADER)
         if peer is not None:
-            value = (
-                f'By={self._own_spiffe()};Hash={peer.cert_sha256};Subject="";URI={peer.spiffe_id}'
-            )
-            headers = (*headers, (XFCC_HEADER, value))
-        return await self.inner(dataclasses.replace(request, headers=headers))
+            headers = (*headers, self._header(peer))
+        return await self.inner(request.replace(headers=headers))
+
+    def _header(self, peer: PeerIdentity) -> tuple[str, str]:
+        own = self._own_spiffe()
+        last_peer, last_own, header = self._last
+        if header is None or last_peer is not peer or last_own != own:
+            value = f'By={own};Hash={peer.cert_sha256};Subject="";URI={peer.spiffe_id}'
+            header = (XFCC_HEADER, value)
+            self._last = (peer, own, header)
+        return header

@@ -34,7 +34,7 @@ import httptools
 import trio
 
 from meshcore.errors import ProtocolError, UpstreamReset
-from meshcore.model import Request, Response
+from meshcore.model import PeerIdentity, Request, Response
 from meshcore.transport.codec import (
     HEADER_READ_TIMEOUT_S,
     HOP_BY_HOP,
@@ -120,10 +120,12 @@ class _RequestReader:
         "in_head",
         "in_message",
         "parser",
+        "peer",
         "ready",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, peer: PeerIdentity | None) -> None:
+        self.peer = peer  # the connection's verified mTLS peer, on every request it carries
         self.parser = httptools.HttpRequestParser(self)
         self.ready: deque[tuple[Request, bool] | ProtocolError] = deque()
         self.broken = False
@@ -222,6 +224,7 @@ class _RequestReader:
             target=self._url.decode("latin-1"),
             headers=tuple(self._headers),
             body=b"".join(self._body),
+            peer=self.peer,
         )
         self.ready.append((request, self._keep_alive))
 
@@ -255,9 +258,14 @@ async def _next_request(
     return reader.ready.popleft()
 
 
-async def serve_http(stream: trio.abc.Stream, handler: Handler) -> None:
-    """Serve HTTP/1.1 requests on ``stream`` with ``handler`` until either side closes."""
-    reader = _RequestReader()
+async def serve_http(
+    stream: trio.abc.Stream, handler: Handler, *, peer: PeerIdentity | None = None
+) -> None:
+    """Serve HTTP/1.1 requests on ``stream`` with ``handler`` until either side closes.
+
+    ``peer``: the verified mTLS identity of the connection, set as every request's ``peer``.
+    """
+    reader = _RequestReader(peer)
     async with stream:
         try:
             while True:
@@ -283,7 +291,13 @@ async def serve_http(stream: trio.abc.Stream, handler: Handler) -> None:
 
 
 class _Exchange:
-    """httptools' callbacks for one response (after any 1xx ones, which are skipped)."""
+    """httptools' callbacks for the responses of one connection, one exchange at a time.
+
+    :meth:`start` resets it for the next request's response (after any 1xx ones, which are
+    skipped). The connection keeps one exchange and one parser for its life; ``parser`` is
+    set only while an exchange runs, so the two never form a reference cycle between requests
+    (a cycle would leave garbage for the cycle collector).
+    """
 
     __slots__ = (
         "body",
@@ -298,7 +312,12 @@ class _Exchange:
         "trailing",
     )
 
-    def __init__(self, head_only: bool) -> None:
+    def __init__(self) -> None:
+        self.parser: httptools.HttpResponseParser | None = None
+        self.start(head_only=False)
+
+    def start(self, *, head_only: bool) -> None:
+        """Get ready for the response to a new request (``head_only``: a HEAD's)."""
         self.headers: list[tuple[str, str]] = []
         self.body: list[bytes] = []
         self.complete = False
@@ -308,7 +327,6 @@ class _Exchange:
         self.by_close = True  # no length and not chunked: the body ends when the peer closes
         self.status = 0
         self.trailing = False  # bytes arrived after the response: the connection is unusable
-        self.parser = httptools.HttpResponseParser(self)
 
     def on_message_begin(self) -> None:
         if self.complete:
@@ -323,9 +341,11 @@ class _Exchange:
         self.headers.append((key, value.rstrip(b" \t").decode("latin-1")))
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        parser = self.parser
+        assert parser is not None  # set for as long as the parser is fed
+        self.status = parser.get_status_code()
         # llhttp answers this only while the message is current, not after it completes.
-        self.keep_alive = self.parser.should_keep_alive()
+        self.keep_alive = parser.should_keep_alive()
         self.headers_done = self.status >= 200
         if self.head_only and self.status >= 200:
             self.complete = True  # a response to HEAD has no body, whatever it announces
@@ -344,6 +364,8 @@ class LlhttpClientConnection:
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
         self._reusable = True
+        self._exchange = _Exchange()
+        self._parser: httptools.HttpResponseParser | None = None  # made by the first exchange
 
     @property
     def reusable(self) -> bool:
@@ -352,25 +374,47 @@ class LlhttpClientConnection:
 
     async def round_trip(self, request: Request, host: str) -> Response:
         """Send ``request`` and return the response; raise UpstreamReset if the exchange breaks."""
+        data = encode_request(request, host)
+        return await self.round_trip_encoded(data, head_only=request.method == "HEAD")
+
+    async def round_trip_encoded(self, data: bytes, *, head_only: bool) -> Response:
+        """Send a request already encoded by :func:`encode_request`; return the response.
+
+        For a caller that sends the same request many times (the load generator encodes each
+        request of its mix once). ``head_only``: the request is a HEAD (no response body).
+        """
         self._reusable = False  # until a complete keep-alive response says otherwise
-        exchange = _Exchange(head_only=request.method == "HEAD")
-        parser = exchange.parser
+        exchange = self._exchange
+        exchange.start(head_only=head_only)
+        # The parser of the last exchange, if it ended clean; given back below if this one does.
+        parser = self._parser or httptools.HttpResponseParser(exchange)
+        self._parser = None
+        exchange.parser = parser
         try:
-            await self.stream.send_all(encode_request(request, host))
+            await self.stream.send_all(data)
             while not exchange.complete:
-                data = await self.stream.receive_some(_READ_SIZE)
-                if not data:
+                chunk = await self.stream.receive_some(_READ_SIZE)
+                if not chunk:
                     if exchange.headers_done and exchange.by_close:
                         break  # the close ends a body without a length: complete, not reusable
                     raise UpstreamReset("connection closed before a complete response")
-                parser.feed_data(data)
+                parser.feed_data(chunk)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
             raise UpstreamReset(f"connection broken: {error}") from error
         except httptools.HttpParserUpgrade as error:
             raise UpstreamReset("upstream switched protocols") from error
         except httptools.HttpParserError as error:
             raise UpstreamReset(f"upstream sent broken HTTP: {error}") from error
+        finally:
+            # The parser holds the exchange's callbacks and the exchange the parser: a cycle
+            # that refcounting cannot free, so without this every connection left garbage for
+            # the cycle collector (its passes stalled the load generator).
+            exchange.parser = None
         self._reusable = exchange.complete and exchange.keep_alive and not exchange.trailing
+        if self._reusable and not head_only:
+            # After a HEAD, llhttp still expects the body the response announced (httptools
+            # cannot tell it to skip it): the next response gets a fresh parser.
+            self._parser = parser
         return Response(
             status=exchange.status, headers=tuple(exchange.headers), body=b"".join(exchange.body)
         )

@@ -1,8 +1,11 @@
 """Where bytes come from: the one seam between meshcore and the operating system's sockets.
 
-Nothing else in meshcore or harness opens a socket. Real mode uses :class:`TcpNetwork`
-(loopback only); simulate mode will pass an in-memory network with the same two methods, so
-that every layer above runs unchanged over ``trio.testing.memory_stream_pair``.
+Nothing else in meshcore or harness opens a socket: real mode uses :class:`TcpNetwork`
+(loopback only; its sockets are in :mod:`meshcore.transport.leansocket`), simulate mode an
+in-memory network with the same methods, so every layer above runs unchanged on either.
+
+:func:`readable_now` looks at a stream without reading it: the connection pool uses it to
+tell a dead idle connection from a live one (see :mod:`meshcore.transport.pool`).
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import trio
 
 from meshcore.errors import ConnectFailure
 from meshcore.model import Endpoint
+from meshcore.transport.leansocket import open_tcp_stream, serve_tcp
+from meshcore.transport.peekable import PeekableStream
 
-__all__ = ["ConnectionHandler", "Network", "TcpNetwork"]
+__all__ = ["ConnectionHandler", "Network", "PeekableStream", "TcpNetwork", "readable_now"]
 
 ConnectionHandler = Callable[[trio.abc.Stream], Awaitable[None]]
 
@@ -46,13 +51,34 @@ class Network(Protocol):
         ...
 
 
+def readable_now(stream: trio.abc.Stream) -> bool:
+    """Tell whether a read on ``stream`` would return at once, without reading or blocking.
+
+    Bytes, an end-of-stream, a reset and a closed stream all count. On an idle HTTP/1.1
+    client connection any of them means the connection is dead: an idle server only speaks
+    to close. A TLS stream counts what it has decrypted and not handed out, then its
+    transport (the mesh's servers send no session tickets, so nothing legitimate arrives on
+    an idle TLS connection). A stream of an unknown kind says ``False``: it cannot tell.
+    """
+    if isinstance(stream, PeekableStream):
+        return stream.readable_now()
+    if isinstance(stream, trio.SSLStream):
+        return int(stream.pending()) > 0 or readable_now(stream.transport_stream)
+    return False
+
+
 class TcpNetwork:
-    """The real network: TCP on the loopback interface."""
+    """The real network: TCP on the loopback interface, over :class:`LeanSocketStream`.
+
+    Both ends of every connection, accepted or opened, are
+    :class:`~meshcore.transport.leansocket.LeanSocketStream`: trio's stream contract over a
+    plain non-blocking socket, cheaper per call than :class:`trio.SocketStream`.
+    """
 
     async def connect(self, endpoint: Endpoint) -> trio.abc.Stream:
-        """Open a TCP connection (TCP_NODELAY is set by trio)."""
+        """Open a TCP connection to ``endpoint`` (an IP address), TCP_NODELAY set."""
         try:
-            return await trio.open_tcp_stream(endpoint.host, endpoint.port)
+            return await open_tcp_stream(endpoint)
         except OSError as error:
             raise ConnectFailure(f"connect to {endpoint} failed: {error}") from error
 
@@ -78,9 +104,5 @@ class TcpNetwork:
         *,
         task_status: trio.TaskStatus[Endpoint] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Listen on ``endpoint`` and run ``handler`` for every accepted connection."""
-        listeners = await trio.open_tcp_listeners(endpoint.port, host=endpoint.host)
-        host, port = listeners[0].socket.getsockname()[:2]
-        async with trio.open_nursery() as nursery:
-            await nursery.start(trio.serve_listeners, handler, listeners)
-            task_status.started(Endpoint(host, port))
+        """Listen on ``endpoint`` (an IP address) and run ``handler`` for every connection."""
+        await serve_tcp(endpoint, handler, task_status=task_status)

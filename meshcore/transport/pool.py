@@ -1,11 +1,18 @@
 """Keep-alive connection pools to upstream endpoints.
 
-An idle connection is watched by a small task that waits for the peer to speak: an idle
-HTTP/1.1 server only speaks to close, so whatever arrives (EOF, a reset, stray bytes) means the
-connection is dead and it is dropped before anyone reuses it. Without the watcher, the first
-request after an upstream restart would fail on a stale connection, a failure production
-proxies do not show. The same task closes connections idle for longer than the idle timeout
-(Istio's ``connectionPool.http.idleTimeout``, 1 h by default).
+Theory of operation. A released connection goes, with the instant its idle timeout expires
+(Istio's ``connectionPool.http.idleTimeout``, 1 h by default), to the end of its endpoint's
+idle list; no task watches it. Reuse takes the most recently released one (warm, least likely
+to be stale) and first looks at it without reading (:func:`~meshcore.transport.network.
+readable_now`): an idle HTTP/1.1 server only speaks to close, so anything readable (EOF, a
+reset, stray bytes) means the connection is dead, and it is closed and the next one tried. A
+connection past its idle timeout is closed too. Without that look, the first request after an
+upstream restart would fail on a stale connection, a failure production proxies do not show.
+
+One sweeper task per pool closes the connections whose idle timeout passed, at that instant:
+it sleeps in a cancel scope whose deadline is the earliest expiry, lowered when a release
+brings an earlier one. A connection the peer closed while idle is noticed at its next reuse
+or when its idle timeout sweeps it, whichever comes first; until then it holds a descriptor.
 
 Per destination (``request.destination``), :meth:`UpstreamPool.configure` sets Istio's
 ``idleTimeout``, ``maxRequestsPerConnection`` (a connection is closed after that many
@@ -18,9 +25,10 @@ Connections speak HTTP/1.1 through the llhttp codec (:mod:`meshcore.transport.ll
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
@@ -28,7 +36,7 @@ from meshcore.model import Endpoint, Request, Response
 from meshcore.policy.limits import ConnectionPoolSettings
 from meshcore.transport.codec import HttpConnection
 from meshcore.transport.llhttp import LlhttpClientConnection
-from meshcore.transport.network import Network
+from meshcore.transport.network import Network, readable_now
 
 __all__ = ["DEFAULT_IDLE_TIMEOUT_S", "UpstreamPool"]
 
@@ -36,20 +44,18 @@ DEFAULT_IDLE_TIMEOUT_S = 3600.0
 _DEFAULTS = ConnectionPoolSettings()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Idle:
     conn: HttpConnection
     group: str
-    idle_timeout_s: float
-    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
-    watcher_done: trio.Event = field(default_factory=trio.Event)
-    alive: bool = True
+    expires: float  # when its idle timeout passes
 
 
 class UpstreamPool:
     """Connections to every upstream endpoint of one sidecar direction.
 
-    ``nursery`` hosts the idle watchers; it must outlive the pool's use.
+    ``nursery`` hosts the idle sweeper and fire-and-forget exchanges; it must outlive the
+    pool's use.
     """
 
     def __init__(
@@ -67,6 +73,7 @@ class UpstreamPool:
         self._uses: dict[HttpConnection, int] = {}  # requests sent, per open connection
         self._groups: dict[HttpConnection, str] = {}  # the destination that opened it
         self._open: Counter[str] = Counter()  # open connections per destination
+        self._sweep_scope: trio.CancelScope | None = None  # the sleeping sweeper's, once started
         self.connections_opened = 0
 
     def configure(self, settings: Mapping[str, ConnectionPoolSettings]) -> None:
@@ -76,7 +83,7 @@ class UpstreamPool:
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
         """Run ``fn`` in the background, in the nursery that outlives the pool's use.
 
-        Fire-and-forget exchanges (mirrored requests) run here, like the idle watchers.
+        Fire-and-forget exchanges (mirrored requests) run here.
         """
         self._nursery.start_soon(fn)
 
@@ -85,11 +92,14 @@ class UpstreamPool:
 
         Raises :class:`~meshcore.errors.ConnectFailure` or
         :class:`~meshcore.errors.UpstreamReset`; a cancelled exchange closes its connection.
+        The response's ``upstream`` is ``endpoint``.
         """
-        settings = self._settings.get(request.destination, _DEFAULTS)
-        conn = await self._acquire(endpoint, request.destination, settings)
+        destination = request.destination
+        settings = self._settings.get(destination, _DEFAULTS)
+        conn = await self._acquire(endpoint, destination, settings)
+        upstream = str(endpoint)
         try:
-            response = await conn.round_trip(request, host=request.destination or str(endpoint))
+            response = await conn.round_trip(request, host=destination or upstream)
         except BaseException:
             await self._close(conn)
             raise
@@ -99,18 +109,19 @@ class UpstreamPool:
             self._release(endpoint, conn, settings)
         else:
             await self._close(conn)
-        return response.replace(upstream=str(endpoint))
+        return response.replace(upstream=upstream)
 
     async def _acquire(
         self, endpoint: Endpoint, group: str, settings: ConnectionPoolSettings
     ) -> HttpConnection:
-        idle = self._idle[endpoint]
-        while idle:
-            entry = idle.pop()  # most recently used first: warm, least likely to be stale
-            entry.scope.cancel()
-            await entry.watcher_done.wait()
-            if entry.alive:
-                return entry.conn
+        idle = self._idle.get(endpoint)
+        if idle:
+            now = trio.current_time()
+            while idle:
+                entry = idle.pop()  # most recently used first: warm, least likely to be stale
+                if entry.expires > now and not readable_now(entry.conn.stream):
+                    return entry.conn
+                await self._close(entry.conn)  # the peer spoke (it closed), or idle too long
         cap = settings.max_connections
         if cap is not None and self._open[group] >= cap:
             await self._close_longest_idle(group)
@@ -123,13 +134,11 @@ class UpstreamPool:
         return conn
 
     async def _close_longest_idle(self, group: str) -> None:
-        candidates = [(ep, entry) for ep, idle in self._idle.items() for entry in idle
+        candidates = [(idle, entry) for idle in self._idle.values() for entry in idle
                       if entry.group == group]  # fmt: skip
         if candidates:
-            endpoint, entry = candidates[0]
-            self._forget(endpoint, entry)
-            entry.scope.cancel()
-            await entry.watcher_done.wait()
+            idle, entry = min(candidates, key=lambda candidate: candidate[1].expires)
+            idle.remove(entry)
             await self._close(entry.conn)
 
     async def _close(self, conn: HttpConnection) -> None:
@@ -140,33 +149,40 @@ class UpstreamPool:
     def _release(
         self, endpoint: Endpoint, conn: HttpConnection, settings: ConnectionPoolSettings
     ) -> None:
-        entry = _Idle(conn, self._groups[conn], settings.idle_timeout_s)
-        self._idle[endpoint].append(entry)
-        self._nursery.start_soon(self._watch, endpoint, entry)
+        timeout_s = min(settings.idle_timeout_s, self._idle_timeout_s)
+        expires = trio.current_time() + timeout_s
+        self._idle[endpoint].append(_Idle(conn, self._groups[conn], expires))
+        scope = self._sweep_scope
+        if scope is None:
+            self._sweep_scope = trio.CancelScope(deadline=expires)
+            self._nursery.start_soon(self._sweep)
+        elif expires < scope.deadline:
+            scope.deadline = expires
 
-    async def _watch(self, endpoint: Endpoint, entry: _Idle) -> None:
-        try:
-            with entry.scope:
-                with trio.move_on_after(min(entry.idle_timeout_s, self._idle_timeout_s)):
-                    await entry.conn.stream.receive_some(1)
-                # The peer spoke (it closed) or the idle timeout passed: drop the connection.
-                self._forget(endpoint, entry)
-                await self._close(entry.conn)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self._forget(endpoint, entry)
-            await self._close(entry.conn)
-        finally:
-            entry.watcher_done.set()
-
-    def _forget(self, endpoint: Endpoint, entry: _Idle) -> None:
-        entry.alive = False
-        if entry in self._idle[endpoint]:
-            self._idle[endpoint].remove(entry)
+    async def _sweep(self) -> None:
+        """Close idle connections as their idle timeouts pass, for the pool's life."""
+        scope = self._sweep_scope
+        assert scope is not None
+        while True:
+            with scope:
+                await trio.sleep_forever()
+            now = trio.current_time()
+            expired: list[HttpConnection] = []
+            earliest = math.inf
+            for idle in self._idle.values():
+                if idle and idle[0].expires <= now:
+                    kept = [entry for entry in idle if entry.expires > now]
+                    expired.extend(entry.conn for entry in idle if entry.expires <= now)
+                    idle.clear()
+                    idle.extend(kept)
+                for entry in idle:
+                    earliest = min(earliest, entry.expires)
+            scope = self._sweep_scope = trio.CancelScope(deadline=earliest)
+            for conn in expired:
+                await self._close(conn)
 
     async def aclose(self) -> None:
         """Close every idle connection."""
         for idle in self._idle.values():
             while idle:
-                entry = idle.pop()
-                entry.scope.cancel()
-                await self._close(entry.conn)
+                await self._close(idle.pop().conn)

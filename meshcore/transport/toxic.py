@@ -15,6 +15,12 @@ connection is drawn once per connection and toxic, with ``toxicity``, from the s
 - Received bytes pass the chain when the reader asks for them: each chunk is stamped with the
   time it was read, run through :func:`~meshcore.policy.toxics.run_chain`, and handed out when
   its step's instant comes.
+  While no rule at all applies to the connection, a read goes straight to the inner stream,
+  without the cancel scope a waiting reader otherwise sits in (a scope per read was a few
+  percent of a sidecar's CPU). A change of the rules during such a read marks it: what it
+  returns then passes the new rules as if it had just been read (held, if a ``timeout`` toxic
+  now holds the direction), and a ``timeout`` toxic that would close the connection before
+  anything arrives gets a timer that does so.
 - Sent bytes go, while no toxic acts on that direction, straight to the inner stream. Once one
   does, a pump task (in the sidecar's nursery) takes over that direction for the rest of the
   connection: ``send_all`` stamps and queues the bytes and returns, and the pump delivers each
@@ -54,7 +60,8 @@ from meshcore.policy.toxics import (
     ToxicState,
     run_chain,
 )
-from meshcore.transport.network import ConnectionHandler, Network
+from meshcore.transport.leansocket import LeanSocketStream
+from meshcore.transport.network import ConnectionHandler, Network, PeekableStream, readable_now
 
 __all__ = ["ConnectionFaults", "ToxicNetwork", "ToxicStream"]
 
@@ -69,16 +76,14 @@ class ConnectionFaults(Protocol):
 
 def _reset(stream: trio.abc.Stream) -> None:
     """Close ``stream`` at once; on TCP with RST (SO_LINGER 0), as Toxiproxy's reset_peer."""
-    if isinstance(stream, trio.SocketStream):
+    if isinstance(stream, LeanSocketStream):
         stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     close = getattr(stream, "close", None)
     if callable(close):
-        close()  # the memory network closes synchronously
-    elif isinstance(stream, trio.SocketStream):
-        stream.socket.close()
+        close()  # the memory network and the TCP stream close synchronously
 
 
-class ToxicStream(trio.abc.Stream):
+class ToxicStream(trio.abc.Stream, PeekableStream):
     """One connection under the toxics of its side (see the module's docstring)."""
 
     def __init__(
@@ -95,6 +100,9 @@ class ToxicStream(trio.abc.Stream):
         self._met: dict[tuple[str, str], float] = {}  # when a timeout toxic met us
         self._ready: deque[Step] = deque()  # received steps waiting for their instant
         self._receive_scope: trio.CancelScope | None = None
+        self._direct = False  # a read is in the inner stream without a scope (no rules then)
+        self._changed_during_direct = False
+        self._unread: bytes | None = None  # what a direct read got when the rules changed
         self._received_eof = False
         self._outbox: deque[Step] | None = None  # set while the send pump runs
         self._wake = trio.Event()
@@ -147,7 +155,21 @@ class ToxicStream(trio.abc.Stream):
             self._die(RESET)
         if self._receive_scope is not None:
             self._receive_scope.cancel()
+        if self._direct:
+            self._changed_during_direct = True
+            if self._dead is None:
+                _, held, close_at = self._chain(self._receive_stream)  # met: now
+                if held and close_at is not None:
+                    self._network.spawn(lambda: self._close_if_held(close_at))
         self._wake.set()
+
+    async def _close_if_held(self, close_at: float) -> None:
+        """Close at ``close_at`` if a timeout toxic still holds the direct reader's direction."""
+        await trio.sleep_until(close_at)
+        if self._dead is None and self._direct:
+            _, held, at = self._chain(self._receive_stream)
+            if held and at is not None and at <= trio.current_time():
+                self._die(CLOSE)
 
     async def _wait_change(self, deadline: float | None) -> bool:
         """Wait for a table change or ``deadline``; tell whether the deadline passed."""
@@ -165,8 +187,6 @@ class ToxicStream(trio.abc.Stream):
             close = getattr(self._inner, "close", None)
             if callable(close):
                 close()
-            elif isinstance(self._inner, trio.SocketStream):
-                self._inner.socket.close()
         self._wake.set()
         if self._receive_scope is not None:
             self._receive_scope.cancel()
@@ -181,6 +201,11 @@ class ToxicStream(trio.abc.Stream):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         """Return the next bytes the toxics let through, when they let them."""
+        if (self._dead is None and not self._closed and not self._received_eof
+                and not self._ready and self._unread is None and not self._rules()):  # fmt: skip
+            direct = await self._receive_direct(max_bytes)
+            if direct is not None:
+                return direct
         while True:
             self._check_alive_for_receive()
             if self._ready:
@@ -198,18 +223,40 @@ class ToxicStream(trio.abc.Stream):
                 if await self._wait_change(close_at):
                     self._die(CLOSE)
                 continue
-            with trio.CancelScope() as scope:
-                self._receive_scope = scope
-                data = await self._inner.receive_some(max_bytes)
-            self._receive_scope = None
-            if scope.cancelled_caught:
-                continue
+            data: bytes | bytearray
+            if self._unread is not None:
+                data, self._unread = self._unread, None
+            else:
+                with trio.CancelScope() as scope:
+                    self._receive_scope = scope
+                    data = await self._inner.receive_some(max_bytes)
+                self._receive_scope = None
+                if scope.cancelled_caught:
+                    continue
             if not chain and not self._ready:
                 self._received_eof = not data
                 return data
             kind = DATA if data else EOF
             self._ready.extend(run_chain(chain, Step(trio.current_time(), bytes(data), kind),
                                          self._network.rng))  # fmt: skip
+
+    async def _receive_direct(self, max_bytes: int | None) -> bytes | bytearray | None:
+        """Read the inner stream without a scope; ``None``: the rules changed, go the long way."""
+        self._direct = True
+        self._changed_during_direct = False
+        try:
+            data = await self._inner.receive_some(max_bytes)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            if self._dead is None and not self._closed:
+                raise
+            return None  # a fault or our user closed it: the long way says how
+        finally:
+            self._direct = False
+        if self._changed_during_direct:
+            self._unread = bytes(data)  # read after the change: the new rules decide
+            return None
+        self._received_eof = not data
+        return data
 
     def _check_alive_for_receive(self) -> None:
         if self._closed:
@@ -233,6 +280,18 @@ class ToxicStream(trio.abc.Stream):
         if step.kind == RESET:
             raise trio.BrokenResourceError("the connection was reset by a fault")
         return b""
+
+    def readable_now(self) -> bool:
+        """Tell whether a read would return at once (or would learn the connection is dead).
+
+        Steps the toxics still hold count: something did arrive. So does anything readable
+        on the inner stream, even where a toxic would delay it.
+        """
+        if self._closed or self._dead is not None or self._received_eof or self._ready:
+            return True
+        if self._unread is not None:
+            return True
+        return readable_now(self._inner)
 
     # --- sending --------------------------------------------------------------------------
 

@@ -123,12 +123,15 @@ async def test_the_experiment_spelling_is_accepted_too(
         ("wrongIdentity", "cluster.outbound.ssl.fail_verify_san"),
     ],
 )
+@pytest.mark.parametrize("tls_cleartext", [False, True], ids=["encrypted", "handshake-only"])
 async def test_certificate_faults_are_refused_under_strict_mtls(
-    autojump_clock: trio.abc.Clock, ca: Path, kind: str, counter: str
+    autojump_clock: trio.abc.Clock, ca: Path, kind: str, counter: str, tls_cleartext: bool
 ) -> None:
     network = MemoryNetwork()
     async with trio.open_nursery() as nursery:
-        frontend, backend, front, back, log = await _mesh(nursery, network, ca)
+        frontend, backend, front, back, log = await _mesh(
+            nursery, network, ca, tls_cleartext=tls_cleartext
+        )
         assert (
             await _admin(network, back, "POST", "/faults", {"name": "bad", kind: {}})
         ).status == 201

@@ -44,9 +44,15 @@ def ca(tmp_path: Path) -> Path:
 
 
 async def _sidecar(
-    nursery: trio.Nursery, network: MemoryNetwork, document: dict[str, Any], log: list[Any]
+    nursery: trio.Nursery,
+    network: MemoryNetwork,
+    document: dict[str, Any],
+    log: list[Any],
+    tls_cleartext: bool = False,
 ) -> tuple[Sidecar, SidecarAddresses]:
-    sidecar = Sidecar(read_sidecar_config(document), network, access_log=log.append)
+    sidecar = Sidecar(
+        read_sidecar_config(document), network, access_log=log.append, tls_cleartext=tls_cleartext
+    )
     addresses: SidecarAddresses = await nursery.start(sidecar.run)
     return sidecar, addresses
 
@@ -60,8 +66,12 @@ async def _mesh(
     backend_name: str = "backend",
     authorization: list[dict[str, Any]] | None = None,
     lifetime: str = "24h",
+    tls_cleartext: bool = False,
 ) -> tuple[Sidecar, Sidecar, SidecarAddresses, SidecarAddresses, list[Any]]:
-    """A frontend sidecar (outbound) calling a backend sidecar (inbound) over mTLS."""
+    """A frontend sidecar (outbound) calling a backend sidecar (inbound) over mTLS.
+
+    ``tls_cleartext``: simulate mode's handshake-only mTLS.
+    """
 
     async def app(stream: trio.abc.Stream) -> None:
         await serve_http(stream, _echo_app)
@@ -80,6 +90,7 @@ async def _mesh(
             "authorization": authorization or [],
         },
         log,
+        tls_cleartext,
     )
     frontend, frontend_addresses = await _sidecar(
         nursery,
@@ -92,6 +103,7 @@ async def _mesh(
             "destinations": {"backend": {"endpoints": [str(BACKEND_INBOUND)]}},
         },
         log,
+        tls_cleartext,
     )
     return frontend, backend, frontend_addresses, backend_addresses, log
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 import trio
 import trio.testing
@@ -239,4 +241,54 @@ async def test_over_a_real_socket(codec: Codec) -> None:
             b"hello",
             "PUT",
         )
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_client_connection_reads_each_response_after_a_head(codec: Codec) -> None:
+    # The llhttp client keeps its parser across exchanges; after a HEAD, whose announced body
+    # never comes, the next response must not be read as that body.
+    answers = [
+        b"HTTP/1.1 200 OK\r\ncontent-length: 42\r\n\r\n",
+        b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok",
+        b"HTTP/1.1 202 Accepted\r\ncontent-length: 3\r\n\r\nyes",
+    ]
+    client, server = trio.testing.memory_stream_pair()
+
+    async def upstream() -> None:
+        received = b""
+        for answer in answers:
+            while b"\r\n\r\n" not in received:
+                received += await server.receive_some()
+            received = received.partition(b"\r\n\r\n")[2]
+            await server.send_all(answer)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(upstream)
+        conn = codec.client(client)
+        got = [
+            await conn.round_trip(Request(method, "/"), host="x")
+            for method in ("HEAD", "GET", "GET")
+        ]
+    assert [(r.status, r.body) for r in got] == [(200, b""), (201, b"ok"), (202, b"yes")]
+    assert conn.reusable
+
+
+async def test_llhttp_keep_alive_exchanges_leave_no_cyclic_garbage() -> None:
+    # Objects in a reference cycle wait for the cycle collector, whose passes stall a busy
+    # process: a client connection and its exchanges must be freed by reference counting alone.
+    client, server = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(CODECS["llhttp"].serve, server, _echo)
+        conn = CODECS["llhttp"].client(client)
+        request = Request("GET", "/", (("host", "a"),))
+        await conn.round_trip(request, host="a")
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(20):
+                await conn.round_trip(request, host="a")
+            del conn  # and the connection's own objects go with it
+            assert gc.collect() == 0
+        finally:
+            gc.enable()
         nursery.cancel_scope.cancel()

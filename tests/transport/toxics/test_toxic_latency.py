@@ -35,3 +35,21 @@ def test_jitter_stays_within_bounds_and_never_reorders() -> None:
     assert times == sorted(times)
     assert all(t - i * 0.001 >= 0.05 or t == times[i - 1] for i, t in enumerate(times))
     assert toxic.on_eof(state, 0.0) == [Step(times[-1], kind="eof")]
+
+
+async def test_added_while_a_reader_waits_it_delays_what_comes(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with toxic_pair() as pair:
+        start = trio.current_time()
+
+        async def later() -> None:
+            await trio.sleep(1)
+            pair.table.add(toxic_rule(LatencyToxic(0.5), "upstream"))
+            await trio.sleep(1)
+            await pair.client.send_all(b"GET")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(later)
+            assert await pair.server.receive_some() == b"GET"
+        assert trio.current_time() - start == 2.5
