@@ -14,12 +14,15 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+# The parser is built on every command: it imports the arguments, never a command's module.
+from harness.cliargs import add_compare_arguments, add_load_arguments
+
 if TYPE_CHECKING:
     from harness.experiment import Experiment
 
 __all__ = ["main"]
 
-EXIT_PASS, EXIT_SLO_FAILED, EXIT_INVALID, EXIT_HARNESS_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_PASS, EXIT_INVALID = 0, 2  # run's other codes come from its result (harness.session)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,15 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check an experiment file without running")
     validate.add_argument("file", type=Path)
     load = commands.add_parser("load", help="open-loop load at one URL on 127.0.0.1 (like wrk2)")
-    from harness.loadcmd import add_arguments as add_load_arguments
-
     add_load_arguments(load)
     load.add_argument("--seed", type=int, default=1, help="seed of the arrival draws")
     report = commands.add_parser("report", help="re-render a report folder's plots and HTML")
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     compare = commands.add_parser("compare", help="overlay and tabulate two report folders")
-    from harness.compare import add_arguments as add_compare_arguments
-
     add_compare_arguments(compare)
     proxy = commands.add_parser("proxy", help="run one standalone sidecar")
     proxy.add_argument("--config", required=True, type=Path)

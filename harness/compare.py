@@ -50,7 +50,6 @@ __all__ = [
     "ALPHA",
     "Comparison",
     "Delta",
-    "add_arguments",
     "compare_runs",
     "render_compare_markdown",
     "run_command",
@@ -384,35 +383,11 @@ def write_compare_plots(out: Path, comparison: Comparison) -> list[str]:
 # --- command line ----------------------------------------------------------------------------
 
 
-def _threshold(text: str) -> float:
-    try:
-        value = float(text.rstrip("%"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a percentage such as 10, got {text!r}"
-        ) from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
-    return value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the arguments of ``meshchaos compare`` to its subparser."""
-    parser.add_argument("run_a", type=Path, metavar="RUN_A", help="the reference report folder")
-    parser.add_argument("run_b", type=Path, metavar="RUN_B", help="the report folder to judge")
-    parser.add_argument(
-        "--out", type=Path, help="write compare.md and the plots here (default reports/compare/..)"
-    )
-    parser.add_argument(
-        "--max-regression",
-        type=_threshold,
-        metavar="PCT",
-        help="exit 1 when a significant regression exceeds PCT %% of A",
-    )
-
-
 def run_command(args: argparse.Namespace) -> int:
-    """Run ``meshchaos compare``; return its exit code (see the module docstring)."""
+    """Run ``meshchaos compare``; return its exit code (see the module docstring).
+
+    Its arguments are defined in :mod:`harness.cliargs`, which does not import this module.
+    """
     try:
         a, b = load_run(args.run_a), load_run(args.run_b)
     except ReportError as error:

@@ -40,10 +40,12 @@ from harness.slo import STATUS_CLASSES, Objective, parse_objective, scope_name
 from meshcore.config import (
     MTLS_MODES,
     DestinationPolicy,
+    read_authorization_rule,
     read_destination_policy,
     read_fault_rule,
 )
 from meshcore.fields import FieldReader, Path, Problem, boolean, int_at_least, one_of, string
+from meshcore.policy import authz
 from meshcore.policy.faults import FaultRule
 from meshcore.toxic_config import CERTIFICATE_FAULTS, read_toxic
 from meshcore.units import (
@@ -164,17 +166,16 @@ class ServiceSpec:
 
 @dataclass(frozen=True, slots=True)
 class AuthorizationRule:
-    """One AuthorizationPolicy rule for requests to ``destination``.
+    """One AuthorizationPolicy rule, applied by the sidecars of ``destination``.
 
-    ``principals`` are service names (or SPIFFE IDs); an empty tuple of principals, paths or
-    methods matches any.
+    ``rule`` is what a standalone sidecar's ``authorization:`` entry reads into, read by the
+    same reader (:func:`meshcore.config.read_authorization_rule`): action, principals (Istio's
+    ``cluster.local/ns/default/sa/NAME``), methods, paths and ``when`` header conditions. Its
+    name is the rule's own ``name``, else ``spec.mesh.authorization[N]``.
     """
 
     destination: str
-    action: str = "ALLOW"  # ALLOW | DENY | AUDIT
-    principals: tuple[str, ...] = ()
-    paths: tuple[str, ...] = ()
-    methods: tuple[str, ...] = ()
+    rule: authz.AuthorizationRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,6 +439,8 @@ class Experiment:
     warnings: tuple[str, ...] = ()  # rendered FILE:LINE:COL: warning: message
     source_map: SourceMap = field(default_factory=SourceMap, repr=False, compare=False)
     network_latency_s: float = 0.0  # simulate mode: one-way latency between pods
+    # Simulate mode's mTLS: "handshake" (real handshakes, then data in the clear) or "full".
+    network_tls: str = "handshake"
 
     def service(self, name: str) -> ServiceSpec:
         """Return the service called ``name``; raise KeyError when there is none."""
@@ -814,6 +817,7 @@ class _ExperimentReader:
         # Simulate mode's virtual network: the one-way latency between two pods (docs/simulate.md).
         network = spec.child("network")
         network_latency_s = network.take("latency", parse_duration, default=0.0)
+        network_tls = network.take("tls", one_of("handshake", "full"), default="handshake")
         network.finish()
         warmup_s = spec.take("warmup", parse_duration, default=0.0)
         duration_s = spec.take("duration", _positive_duration)
@@ -834,6 +838,7 @@ class _ExperimentReader:
             warmup_s=warmup_s,
             duration_s=duration_s,
             network_latency_s=network_latency_s,
+            network_tls=network_tls,
             services=services,
             mesh=mesh,
             load=load,
@@ -998,18 +1003,6 @@ class _ExperimentReader:
         fields = reader.child(key)
         return {name: fields.take(name, _text) for name in fields.names()}
 
-    def read_strings(
-        self, reader: FieldReader, key: str, convert: Callable[[object], str]
-    ) -> tuple[str, ...]:
-        """Read a list of strings, each checked by ``convert``."""
-        values = []
-        for path, item in reader.items(key):
-            try:
-                values.append(convert(item))
-            except ValueError as error:
-                self.problems.append(Problem(path, f"{key}: {error}"))
-        return tuple(values)
-
     # --- mesh ------------------------------------------------------------------------------
 
     def read_mesh(self, mesh: FieldReader) -> MeshSpec:
@@ -1028,10 +1021,10 @@ class _ExperimentReader:
                     self.problem((*entry.path, "http"), self.unknown_service(host))
         self.check_retried_methods(destinations, table.path)
         rules = tuple(
-            self.read_authorization_rule(FieldReader(item, path, self.problems))
-            for path, item in mesh.items("authorization")
+            self.read_authorization_rule(FieldReader(item, path, self.problems), index)
+            for index, (path, item) in enumerate(mesh.items("authorization"))
         )
-        if mtls == "DISABLE" and any(rule.principals for rule in rules):
+        if mtls == "DISABLE" and any(rule.rule.principals for rule in rules):
             self.problem(
                 (*mesh.path, "authorization"),
                 "rules with `from` match the caller's mTLS identity, "
@@ -1066,27 +1059,30 @@ class _ExperimentReader:
                     "warning",
                 )
 
-    def read_authorization_rule(self, rule: FieldReader) -> AuthorizationRule:
-        """Read one AuthorizationPolicy rule."""
+    def read_authorization_rule(self, rule: FieldReader, index: int) -> AuthorizationRule:
+        """Read one AuthorizationPolicy rule: ``destination``, then a sidecar's rule fields.
+
+        On top of the sidecar's checks, a plain name in ``from`` must be a service (or
+        ``loadgen``) and a method one of :data:`HTTP_METHODS`: in an experiment both are known.
+        """
         destination = rule.take("destination", string)
         if destination is not None and destination not in self.services:
             self.problem((*rule.path, "destination"), self.unknown_service(destination))
-        result = AuthorizationRule(
-            destination=destination,
-            action=rule.take("action", one_of("ALLOW", "DENY", "AUDIT"), default="ALLOW"),
-            principals=self.read_strings(rule, "from", self.principal),
-            paths=self.read_strings(rule, "paths", string),
-            methods=self.read_strings(rule, "methods", one_of(*HTTP_METHODS)),
-        )
+        read = read_authorization_rule(rule, name=f"spec.mesh.authorization[{index}]")
+        for path, item in rule.items("from"):
+            plain = isinstance(item, str) and item and "/" not in item and "*" not in item
+            if plain and item not in self.services and item != LOADGEN:
+                message = self.unknown_service(item, also=[LOADGEN])
+                self.problems.append(Problem(path, f"from: {message}"))
+        method = one_of(*HTTP_METHODS)
+        for path, item in rule.items("methods"):
+            try:
+                if isinstance(item, str) and item:  # the sidecar's reader reports the rest
+                    method(item)
+            except ValueError as error:
+                self.problems.append(Problem(path, f"methods: {error}"))
         rule.finish()
-        return result
-
-    def principal(self, value: object) -> str:
-        """Accept a service name, ``loadgen`` or a SPIFFE ID."""
-        text = string(value)
-        if text.startswith("spiffe://") or text in self.services or text == LOADGEN:
-            return text
-        raise ValueError(self.unknown_service(text, also=[LOADGEN]))
+        return AuthorizationRule(destination, read)
 
     # --- load ------------------------------------------------------------------------------
 

@@ -39,6 +39,8 @@ from harness.gating import (
     steady_state_at,
 )
 from harness.load import LoadClient, Sample, make_generator
+from harness.logfiles import compress_logs, point_at_compressed
+from harness.pacing import TrioSleeper, precise_sleepers
 from harness.phases import Phase, phase_at, phase_windows
 from harness.recorder import Recorder
 from harness.simulate import SimulatedTopology, in_simulation
@@ -109,7 +111,15 @@ class ExperimentRun:
         self._run_scope: trio.CancelScope | None = None  # the load and the faults
 
     async def execute(self) -> None:
-        """Run the experiment to its end, or until SIGINT/SIGTERM."""
+        """Run the experiment to its end, or until SIGINT/SIGTERM; then compress its logs."""
+        try:
+            await self._execute()
+        finally:
+            # However the run ended, the topology has stopped every process and closed every
+            # log on the way out: nothing writes to logs/ any more.
+            self._compress_logs()
+
+    async def _execute(self) -> None:
         experiment = self.experiment
         topology = self._topology()
         self.state.crashes = topology.crashes
@@ -130,6 +140,9 @@ class ExperimentRun:
                     random.Random(f"{experiment.seed}:load"),
                     self._on_sample,
                     self._on_dropped,
+                    # On the wall clock, sleep to the microsecond: trio's timers wake up to
+                    # 1 ms late, which real mode measured as generator lag (docs/simulate.md).
+                    sleepers=TrioSleeper if experiment.mode == "simulate" else precise_sleepers(),
                 )
                 schedule = FaultSchedule(experiment.faults, topology)
                 self.state.faults = schedule.applied
@@ -235,6 +248,14 @@ class ExperimentRun:
             # collected before everything else (the topology) is cancelled.
             (self._run_scope or scope).cancel()
             return
+
+    def _compress_logs(self) -> None:
+        """Gzip logs/*.log (:mod:`harness.logfiles`); crash messages then name the .gz files."""
+        try:
+            renamed = compress_logs(self._run_dir / "logs")
+        except OSError:
+            return  # the logs stay plain text: no result depends on them
+        self.state.crashes[:] = point_at_compressed(self.state.crashes, renamed)
 
     def _note_measured(self) -> None:
         if self._measure_start is not None and not self._stopped:

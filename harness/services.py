@@ -7,10 +7,18 @@ and a nested list runs its steps concurrently. Then ``errorRate`` of the request
 500 by the service itself, and the rest 200 with ``responseSize`` bytes. A failed call (a 5xx
 or no answer) answers 502 unless the step says ``onError: ignore``.
 
-Hypercorn serves the app, one process per replica (:func:`main`); a service given by
-``app: module:attribute`` is the user's own ASGI app, imported and served the same way. The
-synthetic app implements the ASGI lifespan protocol: hypercorn 0.18's trio worker crashes on an
-app that ignores it (DESIGN.md 7).
+Hypercorn serves the app, one process per replica (:func:`main`), as DESIGN.md 1 has it for
+real mode; a service given by ``app: module:attribute`` is the user's own ASGI app, imported
+and served the same way. Simulate mode serves the same app with :func:`harness.asgi.serve_asgi`
+over the in-memory network (docs/ARCHITECTURE.md says why). The synthetic app implements the
+ASGI lifespan protocol: hypercorn 0.18's trio worker crashes on an app that ignores it
+(DESIGN.md 7). It sends ``content-length``, so hypercorn writes a response in one piece rather
+than in chunked parts.
+
+A ``sleep`` step sleeps with the ``sleep`` function it is given: ``trio.sleep`` in simulate
+mode (virtual time), :func:`precise_sleep` on the wall clock. trio's timers wait in
+``epoll_wait``, whose timeout is whole milliseconds, rounded up: a 4.3 ms sleep lasts 5 ms and
+more, 0.77 ms too long at the median on the development VM, against 0.17 ms with a timerfd.
 """
 
 from __future__ import annotations
@@ -28,16 +36,19 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from harness.experiment import CallStep, ParallelStep, ServiceSpec, SleepStep, Step
+from harness.pacing import SleeperFactory, precise_sleepers
 from meshcore.errors import UpstreamError
 from meshcore.model import Endpoint, Request
 from meshcore.transport.network import Network, TcpNetwork
 from meshcore.transport.pool import UpstreamPool
 
-__all__ = ["SyntheticService", "main"]
+__all__ = ["Sleep", "SyntheticService", "main", "precise_sleep"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+Sleep = Callable[[float], Awaitable[None]]
 
 # Headers an app must pass from the request it serves to the calls it makes, so that a trace
 # and a request id follow one user request across the mesh (Istio asks apps to do the same).
@@ -48,13 +59,33 @@ class CallFailed(Exception):
     """A ``call`` step failed and its failure ends the request."""
 
 
+def precise_sleep(sleepers: SleeperFactory) -> Sleep:
+    """Return a sleep function on ``sleepers`` (one sleeper per sleep: they wake one task)."""
+
+    async def sleep(seconds: float) -> None:
+        sleeper = sleepers()
+        try:
+            await sleeper.sleep_until(trio.current_time() + seconds)
+        finally:
+            sleeper.close()
+
+    return sleep
+
+
 class SyntheticService:
-    """The ASGI app of one replica of a synthetic service."""
+    """The ASGI app of one replica of a synthetic service; ``sleep`` runs its sleep steps."""
 
     def __init__(
-        self, spec: ServiceSpec, *, rng: random.Random, network: Network, outbound: Endpoint
+        self,
+        spec: ServiceSpec,
+        *,
+        rng: random.Random,
+        network: Network,
+        outbound: Endpoint,
+        sleep: Sleep = trio.sleep,
     ) -> None:
         self.spec = spec
+        self._sleep = sleep
         self._rng = rng
         self._network = network
         self._outbound = outbound
@@ -98,7 +129,10 @@ class SyntheticService:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-type", b"application/octet-stream")],
+                "headers": [
+                    (b"content-type", b"application/octet-stream"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})
@@ -106,7 +140,7 @@ class SyntheticService:
     async def _run(self, steps: tuple[Step, ...], propagated: tuple[tuple[str, str], ...]) -> None:
         for step in steps:
             if isinstance(step, SleepStep):
-                await trio.sleep(step.distribution.sample(self._rng))
+                await self._sleep(step.distribution.sample(self._rng))
             elif isinstance(step, CallStep):
                 await self._call(step, propagated)
             elif isinstance(step, ParallelStep):
@@ -158,36 +192,39 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     experiment = load_experiment(args.experiment)
     spec = experiment.service(args.service)
-    host, _, port = args.outbound.rpartition(":")
-    app: Any = SyntheticService(
-        spec,
-        rng=random.Random(f"{experiment.seed}:{args.service}:{args.replica}"),
-        network=TcpNetwork(),
-        outbound=Endpoint(host, int(port)),
-    )
+    app: Any
     if spec.app is not None:
         app = import_app(spec.app)
+    else:
+        host, _, port = args.outbound.rpartition(":")
+        app = SyntheticService(
+            spec,
+            rng=random.Random(f"{experiment.seed}:{args.service}:{args.replica}"),
+            network=TcpNetwork(),
+            outbound=Endpoint(host, int(port)),
+            sleep=precise_sleep(precise_sleepers()),
+        )
+    trio.run(_serve_with_hypercorn, app, args.listen)
+
+
+async def _serve_with_hypercorn(app: Any, listen: str) -> None:
     config = Config()
-    config.bind = [args.listen]
+    config.bind = [listen]
     config.accesslog = None
     config.errorlog = "-"
     config.graceful_timeout = 1.0
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        stop = trio.Event()
 
-    async def serve_until_signal() -> None:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            stop = trio.Event()
+        async def wait_for_signal() -> None:
+            async for _ in signals:
+                stop.set()
+                return
 
-            async def wait_for_signal() -> None:
-                async for _ in signals:
-                    stop.set()
-                    return
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(wait_for_signal)
-                await serve(app, config, shutdown_trigger=stop.wait)
-                nursery.cancel_scope.cancel()
-
-    trio.run(serve_until_signal)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(wait_for_signal)
+            await serve(app, config, shutdown_trigger=stop.wait)
+            nursery.cancel_scope.cancel()
 
 
 if __name__ == "__main__":

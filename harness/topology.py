@@ -1,7 +1,8 @@
 """The topology of a run: every replica and its sidecar, started, watched and stopped.
 
-:class:`ProcessTopology` is the real-mode backend: each replica is a hypercorn process and each
-sidecar a ``python -m meshcore`` process on 127.0.0.1, each an
+:class:`ProcessTopology` is the real-mode backend: each replica is a ``python -m
+harness.services`` process and each sidecar a ``python -m meshcore`` process on 127.0.0.1
+(forked from the run's fork server, :mod:`harness.forkserver`), each an
 :class:`~harness.processes.OwnedProcess` whose task kills and reaps its whole process group when
 the run ends, fails or is interrupted, so nothing outlives the run. A process that exits while
 the run still needs it is recorded in ``crashes``. Chaos kills, restarts, pauses and resumes a
@@ -25,12 +26,14 @@ import trio
 import yaml
 
 from harness.experiment import LOADGEN, Experiment, FaultTarget
+from harness.forkserver import ForkServer, open_fork_server
 from harness.processes import OwnedProcess
 from meshcore.ca import CertificateAuthority
 from meshcore.destination import policy_document
 from meshcore.errors import UpstreamError
 from meshcore.identity import spiffe_id
 from meshcore.model import Endpoint, Request
+from meshcore.policy.authz import AuthorizationRule
 from meshcore.transport.client import request_once
 from meshcore.transport.network import Network
 from meshcore.transport.tls import TlsNetwork, WorkloadTls
@@ -51,6 +54,8 @@ LOOPBACK = "127.0.0.1"
 # (a canary is replica 2: `subsets: [{name: canary, labels: {meshchaos.io/replica: "2"}}]`).
 REPLICA_LABEL = "meshchaos.io/replica"
 _READY_POLL_S = 0.02
+# libyaml's dumper writes the same text as PyYAML's, 5x faster: 20 configs cost 15 ms, not 75.
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 class TopologyError(Exception):
@@ -101,20 +106,37 @@ def security_document(experiment: Experiment, service: str, ca: Path | None) -> 
     """Return the ``mtls`` and ``authorization`` fields of ``service``'s sidecar configuration.
 
     Each sidecar issues its own certificate from the run's CA folder ``ca``. Authorization
-    rules go to the sidecars of their destination, named after their place in the experiment
-    file, so a denial's details point at the rule.
+    rules go to the sidecars of their destination, named as the experiment named them (by
+    default after their place in the file), so a denial's details point at the rule.
     """
     document: dict[str, Any] = {}
     if experiment.mesh.mtls != "DISABLE" and ca is not None:
         document["mtls"] = {"mode": experiment.mesh.mtls, "ca": str(ca)}
     rules = [
-        {"name": f"spec.mesh.authorization[{index}]", "action": rule.action,
-         "from": list(rule.principals), "paths": list(rule.paths), "methods": list(rule.methods)}
-        for index, rule in enumerate(experiment.mesh.authorization)
+        authorization_document(rule.rule)
+        for rule in experiment.mesh.authorization
         if rule.destination == service
-    ]  # fmt: skip
+    ]
     if rules:
         document["authorization"] = rules
+    return document
+
+
+def authorization_document(rule: AuthorizationRule) -> dict[str, Any]:
+    """Write ``rule`` as an ``authorization:`` entry of a sidecar config, which reads it back."""
+    document: dict[str, Any] = {
+        "name": rule.name,
+        "action": rule.action,
+        "from": list(rule.principals),
+        "paths": list(rule.paths),
+        "methods": list(rule.methods),
+    }
+    if rule.when:
+        document["when"] = [
+            {"key": f"request.headers[{condition.header}]", "values": list(condition.values),
+             "notValues": list(condition.not_values)}
+            for condition in rule.when
+        ]  # fmt: skip
     return document
 
 
@@ -168,6 +190,8 @@ class Topology:
         # The mesh CA of this run (mtls STRICT or PERMISSIVE): sidecars issue their own
         # certificates from it, and the load generator its `loadgen` one.
         self.ca_folder = workdir / "mesh-ca"
+        # Simulate mode's `spec.network.tls: handshake`: real mTLS handshakes, data in the clear.
+        self.tls_cleartext = False
 
     def create_ca(self) -> Path | None:
         """Create the run's mesh CA folder, unless mtls is DISABLE; return it."""
@@ -187,7 +211,12 @@ class Topology:
             return self.network
         certificate = CertificateAuthority.load(self.ca_folder).issue(spiffe_id(LOADGEN))
         target = spiffe_id(self.experiment.load.target)
-        return TlsNetwork(self.network, WorkloadTls(certificate), expected=lambda e: target)
+        return TlsNetwork(
+            self.network,
+            WorkloadTls(certificate),
+            expected=lambda e: target,
+            cleartext=self.tls_cleartext,
+        )
 
     def entrypoints(self, service: str) -> list[Endpoint]:
         """Return the inbound sidecar addresses of ``service``'s replicas (its mesh entry)."""
@@ -219,12 +248,25 @@ class Topology:
 
 
 class ProcessTopology(Topology):
-    """Real mode: replicas and sidecars as processes on 127.0.0.1."""
+    """Real mode: replicas and sidecars as processes on 127.0.0.1.
+
+    Sidecars and synthetic or ``app:`` services are forked from a fork server
+    (:mod:`harness.forkserver`) that imported them once, which is what makes a 20-replica
+    topology ready in a few seconds on 2 cores; ``command:`` services are exec'd.
+    ``fork_server=False`` execs every process (``bench/startup.py --exec`` compares).
+    """
 
     def __init__(
-        self, experiment: Experiment, experiment_file: Path, workdir: Path, network: Network
+        self,
+        experiment: Experiment,
+        experiment_file: Path,
+        workdir: Path,
+        network: Network,
+        *,
+        fork_server: bool = True,
     ) -> None:
         super().__init__(experiment, workdir, network)
+        self._fork_server = fork_server
         self._experiment_file = experiment_file
         self._logs = workdir / "logs"
         self._configs = workdir / "config"
@@ -235,17 +277,29 @@ class ProcessTopology(Topology):
         """Start every process, wait until all are ready, then keep them until cancelled."""
         self._logs.mkdir(parents=True, exist_ok=True)
         self._configs.mkdir(parents=True, exist_ok=True)
+        if not self._fork_server:
+            await self._run(None, task_status)
+            return
+        # The server imports while the CA and the configs are written. It is stopped only
+        # after the nursery of `_run` has reaped every child.
+        async with open_fork_server(self._logs / "forkserver.log") as fork_server:
+            await self._run(fork_server, task_status)
+
+    async def _run(
+        self, fork_server: ForkServer | None, task_status: trio.TaskStatus[None]
+    ) -> None:
         ca = self.create_ca()
         async with trio.open_nursery() as nursery:
             for replica in self.all_replicas():
                 config_path = self._configs / f"{replica.file_stem}-sidecar.yaml"
                 document = sidecar_document(self.experiment, replica, self.replicas, ca)
-                config_path.write_text(yaml.safe_dump(document, sort_keys=False))
+                config_path.write_text(yaml.dump(document, Dumper=_DUMPER, sort_keys=False))
                 sidecar = OwnedProcess(
                     f"{replica.name} sidecar",
                     [sys.executable, "-m", "meshcore", "--config", str(config_path)],
                     self._logs / f"{replica.file_stem}-sidecar.log",
                     self.crashes.append,
+                    fork_server=fork_server,
                 )
                 app = OwnedProcess(
                     replica.name,
@@ -253,6 +307,7 @@ class ProcessTopology(Topology):
                     self._logs / f"{replica.file_stem}.log",
                     self.crashes.append,
                     env=service_environment(replica),
+                    fork_server=fork_server,  # a `command:` is exec'd all the same
                 )
                 self._processes[replica.name] = (app, sidecar)
                 nursery.start_soon(sidecar.run)
@@ -293,10 +348,22 @@ class ProcessTopology(Topology):
         ]  # fmt: skip
 
     async def _wait_ready(self, replica: Replica) -> None:
-        """Wait until the sidecar's admin answers /ready and the app accepts connections."""
+        """Wait until the sidecar's admin answers /ready and the app accepts connections.
+
+        A replica whose app or sidecar exits meanwhile fails at once, not after the timeout.
+        """
         last_error = "no answer yet"
         with trio.move_on_after(30) as deadline:
+            # No polling while the fork server imports: 40 pollers would take its CPU.
+            for process in self._processes[replica.name]:
+                await process.wait_started()
             while True:
+                crashes = [p.crash for p in self._processes[replica.name] if p.crash is not None]
+                if crashes:
+                    raise TopologyError(
+                        f"replica {replica.name} did not become ready: {'; '.join(crashes)};"
+                        f" its logs end with:\n{self._log_tails(replica)}"
+                    )
                 try:
                     response = await request_once(
                         self.network, replica.admin, Request("GET", "/ready")
@@ -310,17 +377,19 @@ class ProcessTopology(Topology):
                     last_error = str(error)
                 await trio.sleep(_READY_POLL_S)
         if deadline.cancelled_caught:
-            tails = "\n".join(
-                f"--- {path.name}\n{_tail(path)}"
-                for path in (
-                    self._logs / f"{replica.file_stem}.log",
-                    self._logs / f"{replica.file_stem}-sidecar.log",
-                )
-            )
             raise TopologyError(
                 f"replica {replica.name} did not become ready within 30 s ({last_error});"
-                f" its logs end with:\n{tails}"
+                f" its logs end with:\n{self._log_tails(replica)}"
             )
+
+    def _log_tails(self, replica: Replica) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{_tail(path)}"
+            for path in (
+                self._logs / f"{replica.file_stem}.log",
+                self._logs / f"{replica.file_stem}-sidecar.log",
+            )
+        )
 
 
 def service_environment(replica: Replica) -> dict[str, str]:

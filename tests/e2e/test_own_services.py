@@ -72,7 +72,11 @@ def test_a_replica_that_crashes_by_itself_is_reported(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr  # no SLO: the run passes
     (crash,) = summary["crashes"]
     assert crash.startswith("own-cmd/0 exited with status 3 at ")
-    assert "own-cmd-0.log" in crash
+    # The run's logs are gzipped when it ends, and the crash names the compressed log.
+    log = tmp_path / "run" / "logs" / "own-cmd-0.log.gz"
+    assert crash.endswith(f"its log: {log}")
+    assert log.exists()
+    assert not log.with_suffix("").exists()
     assert f"crash: {crash}" in result.stderr
     # Requests fail once it is gone (the frontend answers 502), and not before.
     errors = dict(summary["intervals"]["errors"]["all"])

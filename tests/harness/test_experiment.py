@@ -20,6 +20,7 @@ from harness.experiment import (
     with_overrides,
 )
 from meshcore.config import DestinationPolicy
+from meshcore.policy.authz import AuthorizationRule
 from meshcore.policy.faults import AbortFault, DelayFault, FaultRule
 
 # DESIGN.md 4.2, with a shorter destination block (the full one is in
@@ -145,8 +146,13 @@ def test_design_example_loads() -> None:
     assert exp.service("inventory").replicas == 1
     assert exp.mesh.mtls == "STRICT"
     assert exp.mesh.destinations == {"payments": DestinationPolicy("LEAST_REQUEST")}
-    assert [(r.destination, r.action, r.principals) for r in exp.mesh.authorization] == [
-        ("payments", "ALLOW", ("checkout",))
+    assert [(r.destination, r.rule) for r in exp.mesh.authorization] == [
+        (
+            "payments",
+            AuthorizationRule(
+                "ALLOW", "spec.mesh.authorization[0]", ("cluster.local/ns/default/sa/checkout",)
+            ),
+        )
     ]
     assert exp.load == LoadSpec(
         target="frontend",

@@ -20,7 +20,7 @@ import trio
 
 from harness.experiment import ExperimentError
 from harness.session import Meshchaos, RunResult, prepare, run_experiment
-from harness.simulate import run_simulated
+from harness.simulate import run_simulated, virtual_clock
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
@@ -197,3 +197,37 @@ def test_a_service_given_by_a_command_cannot_be_simulated() -> None:
     with pytest.raises(ExperimentError, match="command: a service given by command cannot run"):
         prepare(document)
     assert prepare(document, mode="real").mode == "real"
+
+
+def test_handshake_only_mtls_gives_the_run_full_tls_gives(tmp_path: Path) -> None:
+    # spec.network.tls: handshake keeps every handshake, identity and authorization decision;
+    # only the encryption of the bytes after it goes. The runs agree to the bit.
+    mesh = {
+        "mtls": "STRICT",
+        "authorization": [{"destination": "backend", "action": "ALLOW", "from": ["frontend"]}],
+    }
+    runs = []
+    for tls in ("handshake", "full"):
+        result = _run(_document(mesh=mesh, network={"tls": tls}), tmp_path / tls)
+        assert result.scope("all").requests == 200
+        assert result.scope("all").errors == 0  # the backend saw the frontend's identity
+        summary, intervals = _comparable(tmp_path / tls)
+        runs.append((summary["scopes"], summary["slos"], intervals))
+    assert runs[0] == runs[1]
+
+
+def test_network_tls_takes_handshake_or_full() -> None:
+    with pytest.raises(ExperimentError, match="tls: expected one of handshake, full"):
+        prepare(_document(network={"tls": "none"}))
+
+
+def test_the_virtual_clock_reads_its_jumps_and_autojumps() -> None:
+    clock = virtual_clock()
+    clock.jump(1.5)
+    assert clock.current_time() == 1.5
+
+    async def sleeper() -> float:
+        await trio.sleep(3600)
+        return trio.current_time()
+
+    assert run_simulated(sleeper, seed=1) == 3600.0
