@@ -62,8 +62,6 @@ def readable_now(stream: trio.abc.Stream) -> bool:
     """
     if isinstance(stream, PeekableStream):
         return stream.readable_now()
-    if isinstance(stream, trio.SSLStream):
-        return int(stream.pending()) > 0 or readable_now(stream.transport_stream)
     return False
 
 

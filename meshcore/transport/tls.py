@@ -2,7 +2,7 @@
 
 :class:`TlsNetwork` wraps any :class:`~meshcore.transport.network.Network` (TCP or memory), so
 TLS is added at the transport edge and everything above it runs unchanged in real and
-simulate mode (``trio.SSLStream`` over memory streams needs no socket):
+simulate mode (:class:`TlsStream` runs over any trio stream, memory streams included):
 
 - ``connect`` opens the inner connection, runs a TLS 1.3 handshake presenting the workload
   certificate, and checks that the server's SPIFFE ID is the one expected for that endpoint.
@@ -34,7 +34,9 @@ read (an :class:`~meshcore.errors.UpstreamReset`), not as a handshake error.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import operator
 import ssl
 import tempfile
 from collections import Counter
@@ -54,6 +56,7 @@ __all__ = [
     "HANDSHAKE_TIMEOUT_S",
     "ClearTlsStream",
     "TlsNetwork",
+    "TlsStream",
     "WorkloadTls",
     "client_context",
     "peer_identity",
@@ -65,6 +68,10 @@ __all__ = [
 # default (transport_socket_connect_timeout); without one a client that connects and stays
 # silent holds a task and a descriptor forever.
 HANDSHAKE_TIMEOUT_S = 10.0
+# How long closing a TLS stream waits to hand its close_notify to the transport.
+_CLOSE_NOTIFY_TIMEOUT_S = 1.0
+# A TLS record's largest plaintext: a read returns at most one record's worth.
+_RECORD_PAYLOAD = 16384
 _TLS_HANDSHAKE_RECORD = 0x16
 
 
@@ -138,11 +145,9 @@ def peer_identity(stream: trio.abc.Stream) -> PeerIdentity | None:
     The SPIFFE ID is the certificate's URI SAN; a certificate without one gives an identity
     with an empty ID, which matches no principal.
     """
-    if isinstance(stream, ClearTlsStream):
+    if isinstance(stream, (TlsStream, ClearTlsStream)):
         return stream.peer
-    if not isinstance(stream, trio.SSLStream):
-        return None
-    return _identity(stream.getpeercert(binary_form=True), stream.getpeercert())
+    return None
 
 
 def _identity(der: bytes | None, decoded: dict[str, Any] | None) -> PeerIdentity | None:
@@ -190,17 +195,202 @@ class ClearTlsStream(trio.abc.Stream, PeekableStream):
         return bool(self._leftover) or readable_now(self.inner)
 
 
-async def _handshake_only(
-    transport: trio.abc.Stream, context: ssl.SSLContext, *, server_side: bool
-) -> ClearTlsStream:
-    """Run a TLS handshake over ``transport``; return the connection in the clear after it.
+class TlsStream(trio.abc.Stream, PeekableStream):
+    """TLS over any trio stream: an ``ssl.SSLObject`` and two memory BIOs, driven directly.
+
+    The record layer is that of :class:`trio.SSLStream` with less Python per call: a receive
+    tries to decrypt what has already arrived before it reads ``transport``, a send encrypts
+    into the outgoing BIO and hands its bytes to ``transport`` in one ``send_all``. trio's
+    stream contract holds (``trio.testing.check_two_way_stream`` runs on it): every receive
+    and send is a checkpoint, two tasks receiving (or sending) at once get
+    :class:`trio.BusyResourceError`, a TLS error or a broken transport is
+    :class:`trio.BrokenResourceError` (the ``ssl.SSLError`` as its cause) and the stream stays
+    broken, a ``close_notify`` reads as end-of-stream and an end-of-stream without one as
+    broken. A send cancelled while ``transport`` was taking its records breaks the stream, as
+    it does trio's.
+
+    A receive never sends. TLS 1.3 has nothing after the handshake that a peer waits for: a
+    ``KeyUpdate`` asking for one back is answered "before the next application data record"
+    (RFC 8446, 4.6.3), which is what the outgoing BIO does, as the answer goes out at the head
+    of the next send. So sending and receiving tasks never share ``transport``'s send side.
+
+    ``peer`` is the identity the handshake verified (``None`` before :meth:`do_handshake`).
+    """
+
+    __slots__ = (
+        "_broken",
+        "_closed",
+        "_incoming",
+        "_outgoing",
+        "_receiving",
+        "_sending",
+        "_tls",
+        "peer",
+        "transport",
+    )
+
+    def __init__(
+        self, transport: trio.abc.Stream, context: ssl.SSLContext, *, server_side: bool
+    ) -> None:
+        self.transport = transport
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=server_side)
+        self.peer: PeerIdentity | None = None
+        self._broken = True  # no records before the handshake
+        self._closed = False
+        self._sending = False
+        self._receiving = False
+
+    async def do_handshake(self) -> None:
+        """Run the TLS handshake; raise :class:`trio.BrokenResourceError` if it fails."""
+        await _run_handshake(self.transport, self._tls, self._incoming, self._outgoing)
+        self.peer = _peer(self._tls)
+        self._broken = False
+
+    def _unusable(self) -> trio.ClosedResourceError | trio.BrokenResourceError:
+        if self._closed:
+            return trio.ClosedResourceError("this TLS stream was closed")
+        return trio.BrokenResourceError("this TLS stream is broken")
+
+    def _read(self, max_bytes: int) -> bytes | None:
+        """Decrypt what has arrived: data, b"" after the peer's close_notify, or ``None``."""
+        try:
+            return self._tls.read(max_bytes)
+        except ssl.SSLWantReadError:
+            return None
+        except ssl.SSLZeroReturnError:
+            return b""
+        except ssl.SSLError as error:
+            self._broken = True
+            raise trio.BrokenResourceError from error
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Return up to ``max_bytes`` decrypted bytes (b"" after close_notify), waiting for some."""
+        if max_bytes is None:
+            max_bytes = _RECORD_PAYLOAD
+        elif operator.index(max_bytes) < 1:
+            raise ValueError("max_bytes must be at least 1")
+        if self._receiving:
+            raise trio.BusyResourceError("another task is receiving on this stream")
+        if self._closed or self._broken:
+            raise self._unusable()
+        self._receiving = True
+        try:
+            # A cancellation point before anything is read, then only points that lose
+            # nothing: the transport's receive, or a shielded yield once data is in hand.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            data = self._read(max_bytes)
+            if data is not None:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return data
+            incoming = self._incoming
+            while data is None:
+                try:
+                    chunk = await self.transport.receive_some()
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+                    if self._closed:  # closed by another task while this one waited
+                        raise trio.ClosedResourceError("this TLS stream was closed") from error
+                    self._broken = True
+                    raise
+                if chunk:
+                    incoming.write(chunk)
+                else:
+                    incoming.write_eof()  # without close_notify, the read raises SSLEOFError
+                data = self._read(max_bytes)
+            return data
+        finally:
+            self._receiving = False
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Encrypt ``data`` and send its records on the transport."""
+        if self._sending:
+            raise trio.BusyResourceError("another task is sending on this stream")
+        if self._closed or self._broken:
+            raise self._unusable()
+        self._sending = True
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()  # cancelled here, nothing was encrypted
+            if data:
+                try:
+                    self._tls.write(data)
+                except ssl.SSLError as error:
+                    self._broken = True
+                    raise trio.BrokenResourceError from error
+            try:
+                await self.transport.send_all(self._outgoing.read())
+            except BaseException:
+                # Records left the BIO and maybe not the transport: the peer's stream of
+                # records may have a hole, so nothing more can be sent.
+                self._broken = True
+                raise
+        finally:
+            self._sending = False
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """Wait as the transport does."""
+        if self._sending:
+            raise trio.BusyResourceError("another task is sending on this stream")
+        if self._closed or self._broken:
+            raise self._unusable()
+        self._sending = True
+        try:
+            await self.transport.wait_send_all_might_not_block()
+        finally:
+            self._sending = False
+
+    async def aclose(self) -> None:
+        """Send a close_notify if the stream can, without waiting for the peer's; close.
+
+        The close_notify gets :data:`_CLOSE_NOTIFY_TIMEOUT_S` to leave (a peer that reads
+        nothing would hold it forever), none when another task is sending; the transport is
+        closed in any case, cancelled or not.
+        """
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closed = True
+        transport = self.transport
+        try:
+            if not self._broken and not self._sending:
+                with contextlib.suppress(ssl.SSLError):  # SSLWantReadError: the peer's not read
+                    self._tls.unwrap()
+                if self._outgoing.pending:
+                    with (
+                        trio.move_on_after(_CLOSE_NOTIFY_TIMEOUT_S),
+                        contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+                    ):
+                        await transport.send_all(self._outgoing.read())
+        finally:
+            await transport.aclose()
+
+    def readable_now(self) -> bool:
+        """Tell whether a read would return at once (see :func:`readable_now`).
+
+        Decrypted bytes not handed out, bytes arrived and not decrypted, then the transport.
+        """
+        return (
+            self._closed
+            or self._broken
+            or self._tls.pending() > 0
+            or self._incoming.pending > 0
+            or readable_now(self.transport)
+        )
+
+
+async def _run_handshake(
+    transport: trio.abc.Stream,
+    tls: ssl.SSLObject,
+    incoming: ssl.MemoryBIO,
+    outgoing: ssl.MemoryBIO,
+) -> None:
+    """Run ``tls``'s handshake over ``transport``, its records through the two memory BIOs.
 
     Errors are those of ``trio.SSLStream.do_handshake``: a failed handshake, or an
     end-of-stream during it, raises :class:`trio.BrokenResourceError` with the
     ``ssl.SSLError`` as its cause. As there, a failing side sends no alert: it closes.
+    Bytes that arrived behind the handshake's last message stay in ``incoming``.
     """
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = context.wrap_bio(incoming, outgoing, server_side=server_side)
     while True:
         try:
             tls.do_handshake()
@@ -212,16 +402,31 @@ async def _handshake_only(
         if outgoing.pending:
             await transport.send_all(outgoing.read())
         if done:
-            break
+            return
         data = await transport.receive_some()
         if data:
             incoming.write(data)
         else:
             incoming.write_eof()  # the next step raises SSLEOFError, as it does for trio
+
+
+def _peer(tls: ssl.SSLObject) -> PeerIdentity | None:
+    return _identity(tls.getpeercert(binary_form=True), tls.getpeercert())
+
+
+async def _handshake_only(
+    transport: trio.abc.Stream, context: ssl.SSLContext, *, server_side: bool
+) -> ClearTlsStream:
+    """Run a TLS handshake over ``transport``; return the connection in the clear after it.
+
+    Errors are those of :func:`_run_handshake`.
+    """
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_side=server_side)
+    await _run_handshake(transport, tls, incoming, outgoing)
     # The mesh's servers send no session tickets (server_context): nothing of TLS follows the
     # handshake, and whatever arrived behind it is the peer's first application data.
-    peer = _identity(tls.getpeercert(binary_form=True), tls.getpeercert())
-    return ClearTlsStream(transport, peer, incoming.read())
+    return ClearTlsStream(transport, _peer(tls), incoming.read())
 
 
 class _Replay(trio.abc.Stream):
@@ -360,6 +565,6 @@ class TlsNetwork:
         if self._cleartext:
             return await _handshake_only(transport, context, server_side=server_side)
         # On failure the caller counts, then closes the transport (nothing else to free).
-        stream = trio.SSLStream(transport, context, server_side=server_side)
+        stream = TlsStream(transport, context, server_side=server_side)
         await stream.do_handshake()
         return stream

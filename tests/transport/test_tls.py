@@ -21,6 +21,7 @@ from meshcore.transport.tls import (
     HANDSHAKE_TIMEOUT_S,
     ClearTlsStream,
     TlsNetwork,
+    TlsStream,
     WorkloadTls,
     peer_identity,
 )
@@ -92,6 +93,7 @@ async def test_mutual_tls_carries_both_identities(
         server = await _serve_identity(nursery, network, _tls("payments"), cleartext)
         client = _client(network, "checkout", spiffe_id("payments"), cleartext)
         stream = await client.connect(SERVER)
+        assert isinstance(stream, ClearTlsStream if cleartext else TlsStream)
         peer = peer_identity(stream)
         assert peer is not None
         assert peer.spiffe_id == "spiffe://cluster.local/ns/default/sa/payments"
