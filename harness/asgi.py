@@ -1,13 +1,12 @@
-"""A small ASGI server on meshcore's HTTP/1.1 transport, for the synthetic services.
+"""A small ASGI server on meshcore's HTTP/1.1 transport, for apps served in simulate mode.
 
-It serves the synthetic services' ASGI app in both modes, over the sidecars' own HTTP/1.1
-server (:func:`meshcore.transport.llhttp.serve_http`): keep-alive, whole bodies, the same
-framing. Real mode runs it in one process per replica on TCP (:func:`harness.services.main`);
-simulate mode runs every replica in one Trio run on the in-memory network. Hypercorn (which
-serves a user's own ``app:``) could be driven over a memory stream too (its ``TCPServer``
-takes any stream), but that needs a fake socket and its internal worker classes, and it costs
-several times the CPU per request of this adapter (docs/ARCHITECTURE.md), CPU that lay on
-every real-mode request's path.
+Real mode serves each synthetic service with hypercorn, one process per replica (DESIGN.md 1).
+Simulate mode runs every replica in one Trio run on the in-memory network, and serves the same
+ASGI app with :func:`serve_asgi` instead, over the sidecars' own HTTP/1.1 server
+(:func:`meshcore.transport.llhttp.serve_http`): keep-alive, whole bodies, the same framing.
+Hypercorn could be driven over a memory stream too (its ``TCPServer`` takes any stream), but
+that needs a fake socket and its internal worker classes, and it costs several times the CPU
+per request of this adapter (docs/ARCHITECTURE.md), which bounds simulate mode's speed.
 
 The app gets the ASGI 3 ``lifespan`` protocol (startup before the first connection is
 served), then one ``http`` scope per request.

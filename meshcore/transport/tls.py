@@ -157,44 +157,6 @@ def _identity(der: bytes | None, decoded: dict[str, Any] | None) -> PeerIdentity
     return PeerIdentity(uris[0] if uris else "", hashlib.sha256(der).hexdigest())
 
 
-class ClearTlsStream(trio.abc.Stream, PeekableStream):
-    """A connection whose mutual TLS handshake was real and whose data then goes in the clear.
-
-    ``peer`` is the identity the handshake verified; ``leftover`` are bytes that arrived
-    behind the handshake's last message, read first.
-    """
-
-    def __init__(self, inner: trio.abc.Stream, peer: PeerIdentity | None, leftover: bytes) -> None:
-        self.inner = inner
-        self.peer = peer
-        self._leftover = leftover
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        """Return the leftover bytes first, then what the inner stream receives."""
-        if self._leftover:
-            await trio.lowlevel.checkpoint()
-            size = len(self._leftover) if max_bytes is None else max_bytes
-            data, self._leftover = self._leftover[:size], self._leftover[size:]
-            return data
-        return await self.inner.receive_some(max_bytes)
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        """Send ``data`` on the inner stream as it is."""
-        await self.inner.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        """Wait as the inner stream does."""
-        await self.inner.wait_send_all_might_not_block()
-
-    async def aclose(self) -> None:
-        """Close the inner stream (there is no close_notify to send)."""
-        await self.inner.aclose()
-
-    def readable_now(self) -> bool:
-        """Tell whether a read would return at once (see :func:`readable_now`)."""
-        return bool(self._leftover) or readable_now(self.inner)
-
-
 class TlsStream(trio.abc.Stream, PeekableStream):
     """TLS over any trio stream: an ``ssl.SSLObject`` and two memory BIOs, driven directly.
 
@@ -429,29 +391,53 @@ async def _handshake_only(
     return ClearTlsStream(transport, _peer(tls), incoming.read())
 
 
-class _Replay(trio.abc.Stream):
-    """A stream that first gives back bytes already read from ``inner`` (after sniffing)."""
+class _Replay(trio.abc.Stream, PeekableStream):
+    """A stream that first gives back ``prefix``, bytes already read from ``inner``.
+
+    PERMISSIVE sniffing replays the byte it read; a handshake-only connection replays what
+    arrived behind the handshake's last message.
+    """
 
     def __init__(self, inner: trio.abc.Stream, prefix: bytes) -> None:
-        self._inner = inner
+        self.inner = inner
         self._prefix = prefix
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        """Return the prefix first, then what the inner stream receives."""
         if self._prefix:
             await trio.lowlevel.checkpoint()
             size = len(self._prefix) if max_bytes is None else max_bytes
             data, self._prefix = self._prefix[:size], self._prefix[size:]
             return data
-        return await self._inner.receive_some(max_bytes)
+        return await self.inner.receive_some(max_bytes)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self._inner.send_all(data)
+        """Send ``data`` on the inner stream as it is."""
+        await self.inner.send_all(data)
 
     async def wait_send_all_might_not_block(self) -> None:
-        await self._inner.wait_send_all_might_not_block()
+        """Wait as the inner stream does."""
+        await self.inner.wait_send_all_might_not_block()
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        """Close the inner stream."""
+        await self.inner.aclose()
+
+    def readable_now(self) -> bool:
+        """Tell whether a read would return at once (see :func:`readable_now`)."""
+        return bool(self._prefix) or readable_now(self.inner)
+
+
+class ClearTlsStream(_Replay):
+    """A connection whose mutual TLS handshake was real and whose data then goes in the clear.
+
+    ``peer`` is the identity the handshake verified; ``leftover`` are bytes that arrived
+    behind the handshake's last message, read first. There is no close_notify to send.
+    """
+
+    def __init__(self, inner: trio.abc.Stream, peer: PeerIdentity | None, leftover: bytes) -> None:
+        super().__init__(inner, leftover)
+        self.peer = peer
 
 
 class TlsNetwork:
