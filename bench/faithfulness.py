@@ -1,13 +1,17 @@
 """Does simulate mode tell what real mode tells? Each experiment run in both, side by side.
 
-For every experiment in ``experiments/`` (or the files given), the script runs
-``meshchaos run --mode real`` and ``--mode simulate`` one after the other, then prints, per
-scope of the summary, p50 and p99 in both modes and whether they agree within the target of
-issue 9: 10 % + 2 ms of the real value. Then each SLO's verdict in both modes. Real mode
-measures real CPU and loopback costs that simulate mode leaves out (docs/simulate.md), which
-is what the 2 ms allow for; latencies that come from scripts and faults should agree.
+First ``meshchaos calibrate`` measures, in real mode, what one hop between pods costs on this
+machine (CPU and wake-ups, which simulate mode leaves out by design: docs/simulate.md); that
+one figure, the same for every experiment, becomes simulate mode's ``--network-latency``.
+Then, for every experiment in ``experiments/`` (or the files given), the script runs
+``meshchaos run --mode real``, ``--mode simulate --network-latency CALIBRATED`` and plain
+``--mode simulate``, and prints, per scope of the summary, p50 and p99 of real and calibrated
+simulate mode and whether they agree within the target of issue 9: 10 % + 2 ms of the real
+value; then each SLO's verdict in every mode, and how many experiments agree without the
+calibration as well.
 
     python bench/faithfulness.py [experiments/quickstart.yaml ...] [--keep DIR] [--realtime]
+        [--network-latency 1.5ms]   # skip the calibration and use this
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness.calibrate import hop_latency
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -29,16 +35,25 @@ ROOT = Path(__file__).resolve().parents[1]
 REALTIME = ["chrt", "--rr", "1"]
 
 
-def run(path: Path, mode: str, out: Path, prefix: list[str]) -> dict[str, Any] | None:
-    """Run one experiment in ``mode`` and return its summary (``None``: the run wrote none)."""
-    command = [*prefix, sys.executable, "-m", "harness.cli", "run", str(path), "--mode", mode,
-               "--out", str(out), "--quiet"]  # fmt: skip
+def meshchaos(arguments: list[str], out: Path, prefix: list[str]) -> dict[str, Any] | None:
+    """Run a meshchaos command writing a report to ``out``; return its summary (or ``None``)."""
+    command = [*prefix, sys.executable, "-m", "harness.cli", *arguments, "--out", str(out),
+               "--quiet"]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, check=False, capture_output=True, text=True)
     if not (out / "summary.json").exists():
-        print(f"{mode} run exited {done.returncode} without a summary:\n{done.stderr[-2000:]}")
+        print(f"{' '.join(arguments)} exited {done.returncode} without a summary:\n"
+              f"{done.stderr[-2000:]}")  # fmt: skip
         return None
     summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
     return summary
+
+
+def calibrated_latency(out: Path, prefix: list[str]) -> str:
+    """Run ``meshchaos calibrate`` and return the latency per hop it found (``"1.52ms"``)."""
+    summary = meshchaos(["calibrate"], out, prefix)
+    if summary is None:
+        sys.exit(1)
+    return f"{hop_latency(summary):.2f}ms"
 
 
 def agrees(real_ms: float, simulated_ms: float) -> bool:
@@ -46,13 +61,12 @@ def agrees(real_ms: float, simulated_ms: float) -> bool:
     return abs(simulated_ms - real_ms) <= 0.10 * real_ms + 2.0
 
 
-def compare(real: dict[str, Any], simulated: dict[str, Any]) -> bool:
-    """Print the comparison of one experiment; return whether everything agrees."""
+def compare(real: dict[str, Any], simulated: dict[str, Any]) -> tuple[bool, list[str]]:
+    """Compare one experiment's two runs: whether they agree, and the table that shows it."""
     ok = True
     width = max(28, *(len(scope) for scope in real["scopes"]))
-    print(
-        f"{'scope':<{width}} {'p50 real':>9} {'p50 sim':>9} {'p99 real':>9} {'p99 sim':>9}  agree"
-    )
+    columns = " ".join(f"{name:>9}" for name in ("p50 real", "p50 sim", "p99 real", "p99 sim"))
+    lines = [f"{'scope':<{width}} {columns}  agree"]
     for scope, stats in real["scopes"].items():
         other = simulated["scopes"].get(scope)
         if other is None or not stats["requests"]:
@@ -60,24 +74,24 @@ def compare(real: dict[str, Any], simulated: dict[str, Any]) -> bool:
         r, s = stats["latency_ms"], other["latency_ms"]
         fine = agrees(r["p50"], s["p50"]) and agrees(r["p99"], s["p99"])
         ok &= fine
-        print(
+        lines.append(
             f"{scope:<{width}} {r['p50']:9.2f} {s['p50']:9.2f} {r['p99']:9.2f} {s['p99']:9.2f}"
             f"  {'yes' if fine else 'NO'}"
         )
     width = max(28, *(len(slo["name"]) for slo in real["slos"]))
-    print(f"{'SLO':<{width}} {'real':>9} {'simulate':>9}")
+    lines.append(f"{'SLO':<{width}} {'real':>9} {'simulate':>9}")
     for slo_real, slo_sim in zip(real["slos"], simulated["slos"], strict=True):
         same = slo_real["passed"] == slo_sim["passed"]
         ok &= same
         verdicts = ["pass" if slo["passed"] else "FAIL" for slo in (slo_real, slo_sim)]
         mark = "" if same else "DIFFER"
-        print(f"{slo_real['name']:<{width}} {verdicts[0]:>9} {verdicts[1]:>9}  {mark}")
-    print(f"verdict: real {real['verdict']}, simulate {simulated['verdict']}")
-    return ok and real["verdict"] == simulated["verdict"]
+        lines.append(f"{slo_real['name']:<{width}} {verdicts[0]:>9} {verdicts[1]:>9}  {mark}")
+    lines.append(f"verdict: real {real['verdict']}, simulate {simulated['verdict']}")
+    return ok and real["verdict"] == simulated["verdict"], lines
 
 
 def main() -> None:
-    """Run every experiment in both modes and print the comparison."""
+    """Calibrate, run every experiment in both modes and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="*", type=Path)
     parser.add_argument("--keep", type=Path, default=None, help="keep the report folders here")
@@ -87,24 +101,36 @@ def main() -> None:
         help="run real mode at real-time priority (chrt --rr 1, needs root), so that a busy "
         "machine's other processes do not make it wait for a CPU",
     )
+    parser.add_argument("--network-latency", help="use this instead of calibrating")
     args = parser.parse_args()
     files = args.files or sorted((ROOT / "experiments").glob("*.yaml"))
+    prefix = REALTIME if args.realtime else []
     with tempfile.TemporaryDirectory(prefix="faithfulness-") as temporary:
         folder = args.keep or Path(temporary)
-        agreed = []
+        latency = args.network_latency or calibrated_latency(folder / "calibrate", prefix)
+        print(f"simulate mode's network latency per hop: {latency}")
+        agreed, agreed_uncalibrated = [], []
         for path in files:
             # Real-mode latencies include waits for a CPU: on a shared machine, say how busy.
             load = " ".join(f"{x:.2f}" for x in os.getloadavg())
             print(f"== {path.name} (load average {load})")
-            real = run(path, "real", folder / path.stem / "real", REALTIME if args.realtime else [])
-            simulated = run(path, "simulate", folder / path.stem / "simulate", [])
-            if real is None or simulated is None:
+            out = folder / path.stem
+            real = meshchaos(["run", str(path), "--mode", "real"], out / "real", prefix)
+            simulate = ["run", str(path), "--mode", "simulate"]
+            calibrated = meshchaos([*simulate, "--network-latency", latency], out / "sim", [])
+            uncalibrated = meshchaos(simulate, out / "sim-0", [])
+            if real is None or calibrated is None or uncalibrated is None:
                 agreed.append(False)
+                agreed_uncalibrated.append(False)
                 continue
             lag = real["load"]["generator_lag_ms"]
             print(f"real mode's generator lag: p50 {lag['p50']:.2f} ms, p99 {lag['p99']:.2f} ms")
-            agreed.append(compare(real, simulated))
-    print(f"{sum(agreed)} of {len(agreed)} experiments agree (target: all)")
+            ok, table = compare(real, calibrated)
+            print("\n".join(table))
+            agreed.append(ok)
+            agreed_uncalibrated.append(compare(real, uncalibrated)[0])
+    print(f"{sum(agreed)} of {len(agreed)} experiments agree (target: all) with {latency} per hop;"
+          f" {sum(agreed_uncalibrated)} with none")  # fmt: skip
     sys.exit(0 if all(agreed) else 1)
 
 

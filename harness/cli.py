@@ -15,14 +15,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 # The parser is built on every command: it imports the arguments, never a command's module.
-from harness.cliargs import add_compare_arguments, add_load_arguments
+from harness.cliargs import (
+    add_calibrate_arguments,
+    add_compare_arguments,
+    add_load_arguments,
+    network_latency,
+)
 
 if TYPE_CHECKING:
     from harness.experiment import Experiment
 
 __all__ = ["main"]
 
-EXIT_PASS, EXIT_INVALID = 0, 2  # run's other codes come from its result (harness.session)
+# run's other codes come from its result (harness.session)
+EXIT_PASS, EXIT_INVALID, EXIT_HARNESS_ERROR = 0, 2, 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="write the report exactly into this folder")
     run.add_argument("--mode", choices=("real", "simulate"))
     run.add_argument("--seed", type=int)
+    run.add_argument(
+        "--network-latency",
+        type=network_latency,
+        metavar="DURATION",
+        help="simulate mode: one-way latency per hop between pods (spec.network.latency), "
+        "e.g. what `meshchaos calibrate` measured",
+    )
     run.add_argument("--junit", type=Path, help="also write the JUnit XML here")
     run.add_argument("--quiet", action="store_true", help="no progress, only the verdict")
     validate = commands.add_parser("validate", help="check an experiment file without running")
@@ -46,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     compare = commands.add_parser("compare", help="overlay and tabulate two report folders")
     add_compare_arguments(compare)
+    calibrate = commands.add_parser(
+        "calibrate", help="measure what a hop between pods costs here in real mode"
+    )
+    add_calibrate_arguments(calibrate)
     proxy = commands.add_parser("proxy", help="run one standalone sidecar")
     proxy.add_argument("--config", required=True, type=Path)
     ca = commands.add_parser("ca", help="mesh certificate authority for standalone sidecars")
@@ -74,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         from harness.compare import run_command as run_compare_command
 
         code = run_compare_command(args)
+    elif args.command == "calibrate":
+        code = _calibrate(args)
     elif args.command == "ca":
         from harness.cacmd import run_command as run_ca_command
 
@@ -85,7 +104,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     raise SystemExit(code)
 
 
-def _load(file: Path, *, mode: str | None, seed: int | None) -> tuple[Experiment | None, int]:
+def _load(
+    file: Path, *, mode: str | None, seed: int | None, network_latency_s: float | None = None
+) -> tuple[Experiment | None, int]:
     """Load, override and check an experiment; return it, or ``None`` and print problems."""
     from harness.experiment import ExperimentError, load_experiment, with_overrides
     from harness.support import unsupported
@@ -101,7 +122,9 @@ def _load(file: Path, *, mode: str | None, seed: int | None) -> tuple[Experiment
         return None, EXIT_INVALID
     for warning in experiment.warnings:
         print(warning, file=sys.stderr)
-    experiment = with_overrides(experiment, seed=seed, mode=mode)
+    experiment = with_overrides(
+        experiment, seed=seed, mode=mode, network_latency_s=network_latency_s
+    )
     problems = unsupported(experiment, mode=experiment.mode or "real")
     for problem in problems:
         print(problem, file=sys.stderr)
@@ -120,7 +143,9 @@ def _run(args: argparse.Namespace) -> int:
     from harness.simulate import run_in_mode
     from harness.terminal import print_verdict, progress_display
 
-    experiment, code = _load(args.file, mode=args.mode, seed=args.seed)
+    experiment, code = _load(
+        args.file, mode=args.mode, seed=args.seed, network_latency_s=args.network_latency
+    )
     if experiment is None:
         return code
     total_s = experiment.warmup_s + experiment.duration_s
@@ -137,6 +162,26 @@ def _run(args: argparse.Namespace) -> int:
     if result.summary.get("error"):
         print(f"harness error: {result.summary['error']}", file=sys.stderr)
     return result.exit_code
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from harness.calibrate import calibrate
+
+    if not args.quiet:
+        print(f"calibrating: {args.duration:g} s of real mode (and 2 s of warm-up) ...")
+    try:
+        found = calibrate(args.duration, args.out)
+    except RuntimeError as error:
+        print(f"meshchaos calibrate: {error}", file=sys.stderr)
+        return EXIT_HARNESS_ERROR
+    latency = f"{found.latency_ms:.2f}ms"
+    print(
+        f"median {found.p50_ms:.2f} ms for 7 ms of scripted sleeps over 4 hops between pods: "
+        f"{latency} per hop\n"
+        f"simulate with it: meshchaos run FILE --mode simulate --network-latency {latency}\n"
+        f"report: {found.run_dir}"
+    )
+    return EXIT_PASS
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The arguments of ``meshchaos load`` and ``meshchaos compare``, apart from their code.
+"""The arguments of ``meshchaos`` commands that have many, apart from the commands' code.
 
 ``meshchaos`` builds its whole parser on every command, so whatever the parser imports every
 command pays for: compare's module draws with matplotlib (about 1.5 s of imports) and load's
@@ -15,7 +15,12 @@ from pathlib import Path
 
 from meshcore.units import UnitError, parse_duration
 
-__all__ = ["add_compare_arguments", "add_load_arguments"]
+__all__ = [
+    "add_calibrate_arguments",
+    "add_compare_arguments",
+    "add_load_arguments",
+    "network_latency",
+]
 
 
 def add_load_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +47,26 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PCT",
         help="exit 1 when a significant regression exceeds PCT %% of A",
     )
+
+
+def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``meshchaos calibrate`` to its subparser."""
+    parser.add_argument(
+        "--duration", type=_duration, default=10.0, help="measured time (default 10s)"
+    )
+    parser.add_argument("--out", type=Path, help="write the calibration run's report here")
+    parser.add_argument("--quiet", action="store_true", help="only the result")
+
+
+def network_latency(text: str) -> float:
+    """Convert ``--network-latency``: a duration from 0 to 1 s."""
+    try:
+        value = parse_duration(text)
+    except UnitError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("must be between 0s and 1s")
+    return value
 
 
 def _positive(kind: type[float] | type[int]) -> Callable[[str], float]:

@@ -486,6 +486,7 @@ def with_overrides(
     mode: str | None = None,
     duration_s: float | None = None,
     warmup_s: float | None = None,
+    network_latency_s: float | None = None,
 ) -> Experiment:
     """Return ``experiment`` with the given fields replaced, checked again as a whole.
 
@@ -504,6 +505,10 @@ def with_overrides(
         spec["duration"] = format_duration(duration_s)
     if warmup_s is not None:
         spec["warmup"] = format_duration(warmup_s)
+    if network_latency_s is not None:
+        network = spec.setdefault("network", {})
+        assert isinstance(network, dict)  # a loaded experiment's network is a mapping
+        network["latency"] = format_duration(network_latency_s)
     return _build(document, experiment.source, experiment.sha256, experiment.source_map, [])
 
 

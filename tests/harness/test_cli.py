@@ -32,6 +32,7 @@ def test_validate_and_help_import_no_plotting_or_numpy() -> None:
         "compare --help",
         "proxy --help",
         "ca --help",
+        "calibrate --help",
     ]
     result = subprocess.run(
         [sys.executable, "-c", _PROBE, *commands],
@@ -44,6 +45,7 @@ def test_validate_and_help_import_no_plotting_or_numpy() -> None:
     assert result.returncode == 0, result.stderr
     probes = [line for line in result.stdout.splitlines() if line.startswith("probe:")]
     assert probes == [
-        f"probe: {command} []" for command in ("validate", "run", "load", "compare", "proxy", "ca")
+        f"probe: {command} []"
+        for command in ("validate", "run", "load", "compare", "proxy", "ca", "calibrate")
     ], result.stdout
     assert "quickstart.yaml: valid" in result.stdout

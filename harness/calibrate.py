@@ -1,0 +1,97 @@
+"""``meshchaos calibrate``: what one hop between pods costs on this machine, in real mode.
+
+Simulate mode leaves CPU out by design: a request there takes exactly what its scripts and
+faults say. Real mode adds, at every hop between pods, the Python work and the wake-ups of the
+processes it passes (load generator, sidecars, hypercorn, the app), which on a shared VM is
+more than a millisecond per hop and nearly the same at every hop (docs/simulate.md). That
+constant is what ``spec.network.latency`` models: a one-way latency per hop between pods.
+
+Calibration runs a small experiment in real mode, load generator -> frontend (sleeps 2 ms,
+calls the backend) -> backend (sleeps 5 ms), at 50 requests/s, and reads the median latency.
+The request crosses four one-way hops between pods (there and back, twice), so::
+
+    latency per hop = (p50 - 7 ms of scripted sleeps) / 4
+
+Run an experiment in simulate mode with that latency (``--network-latency``) and its medians
+come out near real mode's on this machine, for a topology of any depth, because the cost is
+per hop. It is a model of this machine at this load, not a measurement of the experiment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from harness.experiment import Experiment, parse_experiment
+
+__all__ = [
+    "HOPS",
+    "SCRIPTED_MS",
+    "Calibration",
+    "calibrate",
+    "calibration_experiment",
+    "hop_latency",
+]
+
+SCRIPTED_MS = 7.0  # the frontend's 2 ms sleep and the backend's 5 ms, exact in simulate mode
+HOPS = 4  # one-way hops between pods per request: generator -> frontend -> backend and back
+
+_EXPERIMENT = """\
+apiVersion: meshchaos/v1
+kind: Experiment
+metadata:
+  name: calibrate
+  description: >-
+    meshchaos calibrate: the cost of one hop between pods in real mode on this machine.
+spec:
+  seed: 1
+  warmup: 2s
+  duration: {duration_s}s
+  services:
+    - {{name: frontend, script: [{{sleep: 2ms}}, {{call: backend}}]}}
+    - {{name: backend, script: [{{sleep: 5ms}}]}}
+  load: {{target: frontend, rate: 50/s, connections: 32}}
+  slos:
+    - {{name: nothing fails, objective: "error_rate == 0"}}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """The outcome of a calibration run."""
+
+    latency_ms: float  # one-way latency per hop between pods that stands in for real mode's CPU
+    p50_ms: float  # the calibration request's median in real mode
+    run_dir: Path  # the calibration run's report folder
+
+
+def calibration_experiment(duration_s: float) -> Experiment:
+    """Return the calibration experiment, measuring for ``duration_s`` after a 2 s warm-up."""
+    return parse_experiment(_EXPERIMENT.format(duration_s=duration_s), "<meshchaos calibrate>")
+
+
+def hop_latency(summary: Mapping[str, Any]) -> float:
+    """Return the latency per hop, in ms, that a calibration run's ``summary.json`` implies."""
+    return max(0.0, (_median_ms(summary) - SCRIPTED_MS) / HOPS)
+
+
+def _median_ms(summary: Mapping[str, Any]) -> float:
+    return float(summary["scopes"]["all"]["latency_ms"]["p50"])
+
+
+def calibrate(duration_s: float, run_dir: Path | None = None) -> Calibration:
+    """Run the calibration experiment in real mode and return what one hop costs.
+
+    Raises RuntimeError when a request of the run failed: the figure would be meaningless.
+    """
+    from harness.session import run_experiment
+
+    result = trio.run(partial(run_experiment, calibration_experiment(duration_s), run_dir))
+    if not result.passed:
+        raise RuntimeError(f"the calibration run failed; see {result.run_dir}")
+    return Calibration(hop_latency(result.summary), _median_ms(result.summary), result.run_dir)
