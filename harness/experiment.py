@@ -1314,8 +1314,16 @@ class _ExperimentReader:
         if kind == "toxic":
             self.read_toxic(body)
         elif kind == "wrongIdentity":
-            body.take("service", _name, default=None)  # whose identity it presents
+            presented = body.take("service", _name, default=None)  # whose identity it presents
             body.finish()
+            if presented is not None and presented not in ("impostor", *self.services):
+                # Any name is a valid identity (an outsider's), but a misspelt service is likelier.
+                self.problem(
+                    (*body.path, "service"),
+                    f"{self.unknown_service(presented, also=['impostor'])}: the replica presents "
+                    "an identity no service of this experiment has",
+                    "warning",
+                )
         else:
             for key in body.names():
                 body.problem(

@@ -143,3 +143,17 @@ def test_validate_exits_2_with_one_line_per_problem(tmp_path: Path) -> None:
         f"{path}:16:36: type: expected one of latency, bandwidth, slow_close, timeout, "
         "reset_peer, slicer, limit_data, got 'bandwith'",
     ]
+
+
+def test_wrong_identity_of_a_misspelt_service_is_a_warning() -> None:
+    misspelt = parse_experiment(
+        f"{HEAD}    - {{target: back, wrongIdentity: {{service: frnt}}}}\n", "exp.yaml"
+    )
+    assert misspelt.warnings == (
+        "exp.yaml:12:47: warning: service: unknown service 'frnt' (did you mean 'front'?); "
+        "services: front, back, impostor: the replica presents an identity no service of this "
+        "experiment has",
+    )
+    for service in ("front", "impostor"):
+        fault = f"{{target: back, wrongIdentity: {{service: {service}}}}}"
+        assert parse_experiment(f"{HEAD}    - {fault}\n", "exp.yaml").warnings == ()
