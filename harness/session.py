@@ -62,7 +62,7 @@ ExperimentSource = str | os.PathLike[str] | Mapping[str, Any] | Experiment
 """What :func:`prepare` accepts: a file path, a document (the YAML's shape as a dict), or an
 experiment already loaded."""
 
-_OVERRIDES = ("duration", "warmup", "seed", "mode")
+_OVERRIDES = ("duration", "warmup", "seed", "mode", "network_latency")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +109,9 @@ def prepare(source: ExperimentSource, **overrides: object) -> Experiment:
     """Load ``source`` and apply ``overrides``; raise ExperimentError if it cannot run.
 
     Overrides: ``duration`` and ``warmup`` (``"3s"`` or seconds), ``seed`` (an int), ``mode``
-    (``real`` or ``simulate``). A ``None`` override is ignored. The result is checked as a file
+    (``real`` or ``simulate``), ``network_latency`` (``"1.3ms"`` or seconds: simulate mode's
+    ``spec.network.latency``, e.g. from ``meshchaos calibrate``). A ``None`` override is
+    ignored. The result is checked as a file
     is (``FILE:LINE:COL`` diagnostics), and against what this build can run.
     """
     unknown = sorted(set(overrides) - set(_OVERRIDES))
@@ -133,6 +135,7 @@ def prepare(source: ExperimentSource, **overrides: object) -> Experiment:
         mode=mode,
         duration_s=_seconds(overrides.get("duration")),
         warmup_s=_seconds(overrides.get("warmup")),
+        network_latency_s=_seconds(overrides.get("network_latency")),
     )
     problems = unsupported(experiment, mode=experiment.mode or DEFAULT_MODE)
     if problems:
@@ -231,7 +234,8 @@ class Meshchaos:
     async def run(self, source: ExperimentSource, **overrides: object) -> RunResult:
         """Run an experiment (a path, a dict document or an Experiment) and return its result.
 
-        Overrides: ``duration``, ``warmup``, ``seed``, ``mode`` (see :func:`prepare`). An
+        Overrides: ``duration``, ``warmup``, ``seed``, ``mode``, ``network_latency`` (see
+        :func:`prepare`). An
         invalid experiment raises ExperimentError before anything runs; a run whose SLOs fail
         does not raise: assert on ``result.passed``, with ``result.explain()`` as the message.
         """

@@ -12,8 +12,7 @@ import pytest
 import yaml
 
 from harness.calibrate import calibration_experiment, hop_latency
-from harness.experiment import with_overrides
-from harness.session import run_experiment
+from harness.session import prepare, run_experiment
 from harness.simulate import run_simulated
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,9 +22,7 @@ HDR = 1e-3  # HDR histograms keep 3 significant digits
 def test_calibration_recovers_a_known_hop_latency_in_simulation(tmp_path: Path) -> None:
     # In simulate mode every hop between pods costs exactly spec.network.latency, so the
     # calibration's arithmetic must give that latency back.
-    experiment = with_overrides(
-        calibration_experiment(3.0), mode="simulate", network_latency_s=0.0015
-    )
+    experiment = prepare(calibration_experiment(3.0), mode="simulate", network_latency="1.5ms")
     result = run_simulated(partial(run_experiment, experiment, tmp_path), seed=experiment.seed)
     assert result.passed
     assert result.summary["scopes"]["all"]["latency_ms"]["p50"] == pytest.approx(13.0, rel=HDR)
