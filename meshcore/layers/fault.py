@@ -74,6 +74,8 @@ class FaultTable:
 
     def connection_rules(self, destination: str | None) -> tuple[FaultRule, ...]:
         """Return the toxics and partitions on ``destination``'s connections (None: inbound)."""
+        if not self._rules:  # asked on every read and send of every connection: no closure
+            return ()
         return self._select(
             destination,
             "connection",
@@ -91,10 +93,14 @@ class FaultTable:
 
     def inbound(self) -> tuple[FaultRule, ...]:
         """Return the server-side rules (those without a destination)."""
+        if not self._rules:
+            return ()
         return self._select(None, "inbound", lambda r: r.destination is None)
 
     def outbound(self, destination: str, level: str) -> tuple[FaultRule, ...]:
         """Return the edge rules for ``destination`` at ``level`` (attempt or request)."""
+        if not self._rules:
+            return ()
         return self._select(
             destination, level, lambda r: r.destination == destination and r.level == level
         )

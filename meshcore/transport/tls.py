@@ -182,6 +182,7 @@ class TlsStream(trio.abc.Stream, PeekableStream):
     __slots__ = (
         "_broken",
         "_closed",
+        "_finished",
         "_incoming",
         "_outgoing",
         "_receiving",
@@ -201,6 +202,7 @@ class TlsStream(trio.abc.Stream, PeekableStream):
         self.peer: PeerIdentity | None = None
         self._broken = True  # no records before the handshake
         self._closed = False
+        self._finished = False  # the peer's close_notify was read: every read gives b""
         self._sending = False
         self._receiving = False
 
@@ -222,6 +224,7 @@ class TlsStream(trio.abc.Stream, PeekableStream):
         except ssl.SSLWantReadError:
             return None
         except ssl.SSLZeroReturnError:
+            self._finished = True
             return b""
         except ssl.SSLError as error:
             self._broken = True
@@ -242,11 +245,16 @@ class TlsStream(trio.abc.Stream, PeekableStream):
             # A cancellation point before anything is read, then only points that lose
             # nothing: the transport's receive, or a shielded yield once data is in hand.
             await trio.lowlevel.checkpoint_if_cancelled()
-            data = self._read(max_bytes)
-            if data is not None:
-                await trio.lowlevel.cancel_shielded_checkpoint()
-                return data
             incoming = self._incoming
+            # With nothing arrived and nothing decrypted the read could only raise
+            # SSLWantReadError, which costs several times this look (the ssl module builds the
+            # exception): a request's first read usually finds nothing.
+            if incoming.pending or self._tls.pending() or incoming.eof or self._finished:
+                data = self._read(max_bytes)
+                if data is not None:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    return data
+            data = None
             while data is None:
                 try:
                     chunk = await self.transport.receive_some()

@@ -203,9 +203,23 @@ class ToxicStream(trio.abc.Stream, PeekableStream):
         """Return the next bytes the toxics let through, when they let them."""
         if (self._dead is None and not self._closed and not self._received_eof
                 and not self._ready and self._unread is None and not self._rules()):  # fmt: skip
-            direct = await self._receive_direct(max_bytes)
+            # The direct read, inline: a helper coroutine here cost a frame per read on every
+            # connection of a sidecar, toxics or not.
+            self._direct = True
+            self._changed_during_direct = False
+            try:
+                direct: bytes | bytearray | None = await self._inner.receive_some(max_bytes)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                if self._dead is None and not self._closed:
+                    raise
+                direct = None  # a fault or our user closed it: the long way says how
+            finally:
+                self._direct = False
             if direct is not None:
-                return direct
+                if not self._changed_during_direct:
+                    self._received_eof = not direct
+                    return direct
+                self._unread = bytes(direct)  # read after the change: the new rules decide
         while True:
             self._check_alive_for_receive()
             if self._ready:
@@ -239,24 +253,6 @@ class ToxicStream(trio.abc.Stream, PeekableStream):
             kind = DATA if data else EOF
             self._ready.extend(run_chain(chain, Step(trio.current_time(), bytes(data), kind),
                                          self._network.rng))  # fmt: skip
-
-    async def _receive_direct(self, max_bytes: int | None) -> bytes | bytearray | None:
-        """Read the inner stream without a scope; ``None``: the rules changed, go the long way."""
-        self._direct = True
-        self._changed_during_direct = False
-        try:
-            data = await self._inner.receive_some(max_bytes)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            if self._dead is None and not self._closed:
-                raise
-            return None  # a fault or our user closed it: the long way says how
-        finally:
-            self._direct = False
-        if self._changed_during_direct:
-            self._unread = bytes(data)  # read after the change: the new rules decide
-            return None
-        self._received_eof = not data
-        return data
 
     def _check_alive_for_receive(self) -> None:
         if self._closed:
@@ -299,6 +295,9 @@ class ToxicStream(trio.abc.Stream, PeekableStream):
         """Send ``data`` through the toxics of the sending direction."""
         self._check_alive()
         if self._outbox is None:
+            if not self._rules():  # the common case, without building a chain
+                await self._inner.send_all(data)
+                return
             chain, held, _ = self._chain(self._send_stream)
             if not chain and not held:
                 await self._inner.send_all(data)
