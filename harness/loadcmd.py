@@ -32,7 +32,7 @@ from harness.cliargs import add_load_arguments
 from harness.experiment import LoadSpec, RequestSpec, Stage
 from harness.hdrlog import write_hlog
 from harness.load import LoadClient, OpenLoopGenerator, Sample
-from harness.pacing import precise_sleepers
+from harness.pacing import precise_clock, precise_sleepers
 from harness.recorder import Recorder
 from meshcore.model import Endpoint
 from meshcore.transport.network import TcpNetwork
@@ -258,7 +258,8 @@ def run_command(args: argparse.Namespace) -> int:
                 duration_s=args.duration,
                 connections=args.connections,
                 seed=seed,
-            )
+            ),
+            clock=precise_clock(),  # trio's timers to the microsecond (harness/pacing.py)
         )
     else:
         args.seed = seed
