@@ -41,6 +41,8 @@ class EdgeRecorder:
         self._origin: float | None = None
         self._reset = False
         self._recorder = Recorder()
+        # The scopes of each (source, destination, status class): named once, not per request.
+        self._scopes: dict[tuple[str, str, int], tuple[str]] = {}
 
     def reset(self, now: float) -> None:
         """Drop everything recorded and count intervals from ``now``."""
@@ -62,7 +64,10 @@ class EdgeRecorder:
         at_s = self._since_origin(started)
         if at_s < 0:
             return  # began before the measurement did (a reset came while it was in flight)
-        scopes = (edge_scope(source, destination, f"{status // 100}xx"),)
+        key = (source, destination, status // 100)
+        scopes = self._scopes.get(key)
+        if scopes is None:
+            scopes = self._scopes[key] = (edge_scope(source, destination, f"{key[2]}xx"),)
         self._recorder.record(scopes, at_s, duration_s, error=status >= 500)
         self._recorder.count(scopes, at_s, "attempts", attempts)
 

@@ -37,7 +37,15 @@ def outcome_of(response: Response) -> TryOutcome:
         failure = _FAILURES.get(flag)
         if failure is not None:
             return TryOutcome(response.status, failure)
-    return TryOutcome(response.status)
+    outcome = _ANSWERED.get(response.status)
+    if outcome is None:
+        outcome = _ANSWERED[response.status] = TryOutcome(response.status)
+    return outcome
+
+
+# The outcome of a try answered with each status, made once (frozen, so shared): at most one
+# per status code.
+_ANSWERED: dict[int, TryOutcome] = {}
 
 
 class RetryLayer:
@@ -69,12 +77,15 @@ class RetryLayer:
         admission.request_started()
         retrying = False
         retries = 0
+        # Every try carries its own attempt count; the app's (seldom any) is dropped once.
+        base = request.headers
+        if request.header(_ATTEMPT_COUNT) is not None:
+            base = tuple(h for h in base if h[0] != _ATTEMPT_COUNT)
         try:
             while True:
                 number = retries + 1
                 record = trace.start(number, trio.current_time())
-                headers = (*(h for h in request.headers if h[0] != _ATTEMPT_COUNT),
-                           (_ATTEMPT_COUNT, str(number)))  # fmt: skip
+                headers = (*base, (_ATTEMPT_COUNT, str(number)))
                 attempt = request.replace(headers=headers, attempt=number)
                 response, outcome = await self._try(attempt, policy, destination)
                 if retrying:

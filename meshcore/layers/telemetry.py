@@ -14,7 +14,7 @@ from typing import Any
 import trio
 
 from meshcore.layers.base import Service
-from meshcore.model import Request, Response
+from meshcore.model import Headers, Request, Response
 from meshcore.telemetry import RequestRecord, SidecarTelemetry
 from meshcore.trace import RequestTrace
 
@@ -59,27 +59,30 @@ class TelemetryLayer:
         self._access_log = access_log
         self._rng = rng
         self._mtls = mtls
+        self._source_header = (SOURCE_HEADER, workload)  # outbound: who calls, on every request
 
     async def __call__(self, request: Request) -> Response:
         """Pass ``request`` on and account for it."""
-        request_id = request.header("x-request-id")
         headers = request.headers
+        request_id = request.header("x-request-id")
+        added: Headers = ()
         if request_id is None:
             request_id = _request_id(self._rng)
-            headers = (*headers, ("x-request-id", request_id))
+            added = (("x-request-id", request_id),)
         peer = request.peer
         trace: RequestTrace | None = None
         if self._reporter == "source":
             # The decision trace: the layers below write each try and why it was (not) retried.
             trace = RequestTrace()
-            headers = (*(h for h in headers if h[0] != SOURCE_HEADER),
-                       (SOURCE_HEADER, self._workload))  # fmt: skip
+            if request.header(SOURCE_HEADER) is not None:  # the app sent one: ours replaces it
+                headers = tuple(h for h in headers if h[0] != SOURCE_HEADER)
+            headers = (*headers, *added, self._source_header)
             request = request.replace(headers=headers, trace=trace)  # one copy for both
             source = self._workload
             mtls = self._mtls
         else:
-            if headers is not request.headers:
-                request = request.replace(headers=headers)
+            if added:
+                request = request.replace(headers=(*headers, *added))
             if peer is not None:
                 source = peer.workload  # the verified certificate, not a header, says who called
                 mtls = True
@@ -90,49 +93,46 @@ class TelemetryLayer:
         started = trio.current_time()
         response = await self.inner(request)
         duration_s = trio.current_time() - started
-        destination = request.host if self._reporter == "source" else self._workload
+        destination = request.host if trace is not None else self._workload
+        status = response.status
         if trace is not None:  # outbound: the edge's histograms and tries (GET /stats/edges)
             self._telemetry.edges.request(
                 source,
                 destination or "unknown",
                 started=started,
                 duration_s=duration_s,
-                status=response.status,
+                status=status,
                 attempts=len(trace.attempts),
             )
+        flags = response.flags
         self._telemetry.record(
-            RequestRecord(
-                reporter=self._reporter,
-                source=source,
-                destination=destination or "unknown",
-                status=response.status,
-                flags=response.flags,
-                duration_s=duration_s,
-                request_bytes=len(request.body),
-                response_bytes=len(response.body),
-                security=security,
-            )
-        )
+            RequestRecord(self._reporter, source, destination or "unknown", status, flags,
+                          duration_s, len(request.body), len(response.body), security)
+        )  # fmt: skip
         if self._access_log is not None:
-            self._access_log(
-                {
-                    "start_time": round(started, 6),
-                    "reporter": self._reporter,
-                    "method": request.method,
-                    "path": request.target,
-                    "response_code": response.status,
-                    "response_flags": ",".join(response.flags) or "-",
-                    "upstream_host": response.upstream or "-",
-                    "duration_ms": round(duration_s * 1000, 3),
-                    "x_request_id": request_id,
-                    "source": source,
-                    "destination": destination,
-                    "source_principal": peer.spiffe_id if peer is not None else "-",
-                    "connection_security_policy": security,
-                    "response_code_details": response.details or "-",
-                    **_attempts(request, trace),
-                }
-            )
+            entry = {
+                "start_time": round(started, 6),
+                "reporter": self._reporter,
+                "method": request.method,
+                "path": request.target,
+                "response_code": status,
+                "response_flags": ",".join(flags) or "-",
+                "upstream_host": response.upstream or "-",
+                "duration_ms": round(duration_s * 1000, 3),
+                "x_request_id": request_id,
+                "source": source,
+                "destination": destination,
+                "source_principal": peer.spiffe_id if peer is not None else "-",
+                "connection_security_policy": security,
+                "response_code_details": response.details or "-",
+            }
+            if trace is None:  # inbound: the caller's sidecar counted the tries
+                count = request.header("x-envoy-attempt-count") or ""
+                entry["attempt_count"] = int(count) if count.isdigit() else 1
+            else:
+                entry["attempt_count"] = len(trace.attempts)
+                entry["attempts"] = trace.as_log()
+            self._access_log(entry)
         return response
 
 
@@ -145,11 +145,3 @@ def _request_id(rng: random.Random) -> str:
     bits = (rng.getrandbits(128) & _UUID_CLEAR) | _UUID_V4
     text = f"{bits:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-
-
-def _attempts(request: Request, trace: RequestTrace | None) -> dict[str, Any]:
-    """Return the access log's ``attempt_count`` and, outbound, the ``attempts`` trace."""
-    if trace is None:  # inbound: the caller's sidecar counted the tries
-        count = request.header("x-envoy-attempt-count") or ""
-        return {"attempt_count": int(count) if count.isdigit() else 1}
-    return {"attempt_count": len(trace.attempts), "attempts": trace.as_log()}

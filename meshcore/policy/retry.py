@@ -110,6 +110,11 @@ class RetryDecision:
     exhausted: bool = False
 
 
+# The decisions of most tries, made once (frozen, so shared).
+_SUCCESS = RetryDecision(False, "success")
+_NOT_RETRIED = RetryDecision(False, "not retried")
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """One destination's retry policy (Istio ``HTTPRetry``), validated at load."""
@@ -134,7 +139,7 @@ class RetryPolicy:
         token = self.matching_token(outcome)
         if token is None:
             if not outcome.failure and outcome.status < 500 and outcome.status != 409:
-                return RetryDecision(False, "success" if outcome.status < 400 else "not retried")
+                return _SUCCESS if outcome.status < 400 else _NOT_RETRIED
             return RetryDecision(False, f"{outcome.describe()} not in retryOn")
         matched = f"{outcome.describe()} matched retryOn {token}"
         if retries_done >= self.attempts:

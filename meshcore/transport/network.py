@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 import trio
 
@@ -60,9 +60,18 @@ def readable_now(stream: trio.abc.Stream) -> bool:
     transport (the mesh's servers send no session tickets, so nothing legitimate arrives on
     an idle TLS connection). A stream of an unknown kind says ``False``: it cannot tell.
     """
-    if isinstance(stream, PeekableStream):
-        return stream.readable_now()
+    kind = type(stream)
+    peekable = _PEEKABLE.get(kind)
+    if peekable is None:
+        peekable = _PEEKABLE[kind] = issubclass(kind, PeekableStream)
+    if peekable:
+        return cast(PeekableStream, stream).readable_now()
     return False
+
+
+# Whether each stream class is a PeekableStream: asked before every reuse of a pooled
+# connection, once per wrapper (TLS, faults, socket), where an ABC's isinstance is slow.
+_PEEKABLE: dict[type, bool] = {}
 
 
 class TcpNetwork:

@@ -10,8 +10,10 @@ import uuid
 import pytest
 
 from meshcore.layers.fault import FaultTable
-from meshcore.layers.telemetry import _request_id
+from meshcore.layers.retry import RetryLayer
+from meshcore.layers.telemetry import SOURCE_HEADER, TelemetryLayer, _request_id
 from meshcore.model import Endpoint, Request, Response
+from meshcore.policy.budget import RetryAdmission
 from meshcore.policy.faults import AbortFault, FaultRule
 from meshcore.telemetry import RequestRecord, SidecarTelemetry
 
@@ -66,3 +68,39 @@ def test_histograms_count_every_request_in_its_bucket() -> None:
     assert re.search(r"istio_request_duration_milliseconds_count\{[^}]*\} 5.0", text)
     assert re.search(r"istio_requests_total\{[^}]*response_code=\"200\"[^}]*\} 5.0", text)
     assert telemetry.counters["cluster.outbound|b.upstream_rq_2xx"] == 5
+
+
+async def test_an_apps_source_and_attempt_headers_are_replaced_once() -> None:
+    seen: list[Request] = []
+
+    async def upstream(request: Request) -> Response:
+        seen.append(request)
+        return Response(200)
+
+    retry = RetryLayer(upstream, {}, {"b": RetryAdmission()}, random.Random(0), lambda d, s: None)
+
+    async def route(request: Request) -> Response:
+        return await retry(request.replace(destination="b"))
+
+    layer = TelemetryLayer(route, workload="a", reporter="source", telemetry=SidecarTelemetry(),
+                           access_log=None, rng=random.Random(0))  # fmt: skip
+    headers = (("host", "b"), (SOURCE_HEADER, "forged"), ("x-envoy-attempt-count", "9"),
+               ("x-request-id", "id-1"), (SOURCE_HEADER, "again"))  # fmt: skip
+    await layer(Request("GET", "/", headers))
+    await layer(Request("GET", "/", (("host", "b"),)))
+    assert seen[0].headers == (("host", "b"), ("x-request-id", "id-1"), (SOURCE_HEADER, "a"),
+                               ("x-envoy-attempt-count", "1"))  # fmt: skip
+    request_id = _request_id(random.Random(0))
+    assert seen[1].headers == (("host", "b"), ("x-request-id", request_id), (SOURCE_HEADER, "a"),
+                               ("x-envoy-attempt-count", "1"))  # fmt: skip
+
+
+def test_series_of_flags_that_differ_only_in_order_stay_apart() -> None:
+    telemetry = SidecarTelemetry()
+    for flags in (("UF", "URX"), ("URX", "UF"), ("UF", "URX")):
+        telemetry.record(RequestRecord("source", "a", "b", 503, flags, 0.001, 0, 0))
+    text = telemetry.prometheus_text().decode()
+    counts = dict(re.findall(r'istio_requests_total\{[^}]*response_flags="([^"]+)"[^}]*\} (\S+)',
+                             text))  # fmt: skip
+    assert counts == {"UF,URX": "2.0", "URX,UF": "1.0"}
+    assert telemetry.counters["cluster.outbound|b.response_flags.UF"] == 3
