@@ -1,8 +1,9 @@
 """Does simulate mode tell what real mode tells? Each experiment run in both, side by side.
 
 First ``meshchaos calibrate`` measures, in real mode, what one hop between pods costs on this
-machine (CPU and wake-ups, which simulate mode leaves out by design: docs/simulate.md); that
-one figure, the same for every experiment, becomes simulate mode's ``--network-latency``.
+machine (CPU and wake-ups, which simulate mode leaves out by design: docs/simulate.md), once
+per mTLS mode the experiments use (TLS costs CPU per hop); that figure, the same for every
+experiment of the mode, becomes simulate mode's ``--network-latency``.
 Then, for every experiment in ``experiments/`` (or the files given), the script runs
 ``meshchaos run --mode real``, ``--mode simulate --network-latency CALIBRATED`` and plain
 ``--mode simulate``, and prints, per scope of the summary, p50 and p99 of real and calibrated
@@ -24,6 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from harness.calibrate import hop_latency
 
@@ -48,9 +51,15 @@ def meshchaos(arguments: list[str], out: Path, prefix: list[str]) -> dict[str, A
     return summary
 
 
-def calibrated_latency(out: Path, prefix: list[str]) -> str:
-    """Run ``meshchaos calibrate`` and return the latency per hop it found (``"1.52ms"``)."""
-    summary = meshchaos(["calibrate"], out, prefix)
+def mtls_mode(path: Path) -> str:
+    """Return the experiment's ``spec.mesh.mtls`` (PERMISSIVE, the default, when absent)."""
+    document = yaml.safe_load(path.read_text())
+    return str(((document.get("spec") or {}).get("mesh") or {}).get("mtls", "PERMISSIVE"))
+
+
+def calibrated_latency(out: Path, prefix: list[str], mtls: str) -> str:
+    """Run ``meshchaos calibrate --mtls`` and return the latency per hop (``"1.52ms"``)."""
+    summary = meshchaos(["calibrate", "--mtls", mtls], out, prefix)
     if summary is None:
         sys.exit(1)
     return f"{hop_latency(summary):.2f}ms"
@@ -107,10 +116,15 @@ def main() -> None:
     prefix = REALTIME if args.realtime else []
     with tempfile.TemporaryDirectory(prefix="faithfulness-") as temporary:
         folder = args.keep or Path(temporary)
-        latency = args.network_latency or calibrated_latency(folder / "calibrate", prefix)
-        print(f"simulate mode's network latency per hop: {latency}")
+        # Mutual TLS costs CPU per hop: one calibration per mode the experiments use.
+        latencies: dict[str, str] = {}
+        for mtls in sorted({mtls_mode(path) for path in files}):
+            out = folder / f"calibrate-{mtls.lower()}"
+            latencies[mtls] = args.network_latency or calibrated_latency(out, prefix, mtls)
+            print(f"simulate mode's network latency per hop with mtls {mtls}: {latencies[mtls]}")
         agreed, agreed_uncalibrated = [], []
         for path in files:
+            latency = latencies[mtls_mode(path)]
             # Real-mode latencies include waits for a CPU: on a shared machine, say how busy.
             load = " ".join(f"{x:.2f}" for x in os.getloadavg())
             print(f"== {path.name} (load average {load})")
@@ -129,8 +143,8 @@ def main() -> None:
             print("\n".join(table))
             agreed.append(ok)
             agreed_uncalibrated.append(compare(real, uncalibrated)[0])
-    print(f"{sum(agreed)} of {len(agreed)} experiments agree (target: all) with {latency} per hop;"
-          f" {sum(agreed_uncalibrated)} with none")  # fmt: skip
+    print(f"{sum(agreed)} of {len(agreed)} experiments agree (target: all) with the calibrated "
+          f"latencies; {sum(agreed_uncalibrated)} with none")  # fmt: skip
     sys.exit(0 if all(agreed) else 1)
 
 

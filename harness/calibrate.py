@@ -7,7 +7,8 @@ more than a millisecond per hop and nearly the same at every hop (docs/simulate.
 constant is what ``spec.network.latency`` models: a one-way latency per hop between pods.
 
 Calibration runs a small experiment in real mode, load generator -> frontend (sleeps 2 ms,
-calls the backend) -> backend (sleeps 5 ms), at 50 requests/s, and reads the median latency.
+calls the backend) -> backend (sleeps 5 ms), at 50 requests/s, with the mTLS mode asked for
+(each mode costs its own CPU per hop), and reads the median latency.
 The request crosses four one-way hops between pods (there and back, twice), so::
 
     latency per hop = (p50 - 7 ms of scripted sleeps) / 4
@@ -55,6 +56,7 @@ spec:
   services:
     - {{name: frontend, script: [{{sleep: 2ms}}, {{call: backend}}]}}
     - {{name: backend, script: [{{sleep: 5ms}}]}}
+  mesh: {{mtls: {mtls}}}
   load: {{target: frontend, rate: 50/s, connections: 32}}
   slos:
     - {{name: nothing fails, objective: "error_rate == 0"}}
@@ -70,9 +72,14 @@ class Calibration:
     run_dir: Path  # the calibration run's report folder
 
 
-def calibration_experiment(duration_s: float) -> Experiment:
-    """Return the calibration experiment, measuring for ``duration_s`` after a 2 s warm-up."""
-    return parse_experiment(_EXPERIMENT.format(duration_s=duration_s), "<meshchaos calibrate>")
+def calibration_experiment(duration_s: float, mtls: str = "PERMISSIVE") -> Experiment:
+    """Return the calibration experiment, measuring for ``duration_s`` after a 2 s warm-up.
+
+    ``mtls`` is its ``spec.mesh.mtls``: mutual TLS between the sidecars costs CPU at every
+    hop, so calibrate with the mode of the experiments the figure is for.
+    """
+    text = _EXPERIMENT.format(duration_s=duration_s, mtls=mtls)
+    return parse_experiment(text, "<meshchaos calibrate>")
 
 
 def hop_latency(summary: Mapping[str, Any]) -> float:
@@ -84,14 +91,16 @@ def _median_ms(summary: Mapping[str, Any]) -> float:
     return float(summary["scopes"]["all"]["latency_ms"]["p50"])
 
 
-def calibrate(duration_s: float, run_dir: Path | None = None) -> Calibration:
+def calibrate(
+    duration_s: float, run_dir: Path | None = None, *, mtls: str = "PERMISSIVE"
+) -> Calibration:
     """Run the calibration experiment in real mode and return what one hop costs.
 
     Raises RuntimeError when a request of the run failed: the figure would be meaningless.
     """
     from harness.session import run_experiment
 
-    result = trio.run(partial(run_experiment, calibration_experiment(duration_s), run_dir))
+    result = trio.run(partial(run_experiment, calibration_experiment(duration_s, mtls), run_dir))
     if not result.passed:
         raise RuntimeError(f"the calibration run failed; see {result.run_dir}")
     return Calibration(hop_latency(result.summary), _median_ms(result.summary), result.run_dir)

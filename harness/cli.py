@@ -168,9 +168,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     from harness.calibrate import calibrate
 
     if not args.quiet:
-        print(f"calibrating: {args.duration:g} s of real mode (and 2 s of warm-up) ...")
+        print(f"calibrating: {args.duration:g} s of real mode with mtls {args.mtls} "
+              "(and 2 s of warm-up) ...")  # fmt: skip
     try:
-        found = calibrate(args.duration, args.out)
+        found = calibrate(args.duration, args.out, mtls=args.mtls)
     except RuntimeError as error:
         print(f"meshchaos calibrate: {error}", file=sys.stderr)
         return EXIT_HARNESS_ERROR

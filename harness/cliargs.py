@@ -55,6 +55,13 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
         "--duration", type=_duration, default=10.0, help="measured time (default 10s)"
     )
     parser.add_argument("--out", type=Path, help="write the calibration run's report here")
+    parser.add_argument(
+        "--mtls",
+        choices=("STRICT", "PERMISSIVE", "DISABLE"),
+        default="PERMISSIVE",
+        help="spec.mesh.mtls of the calibration run: that of the experiments to simulate "
+        "(default PERMISSIVE, the mesh's default)",
+    )
     parser.add_argument("--quiet", action="store_true", help="only the result")
 
 

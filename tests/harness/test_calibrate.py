@@ -29,6 +29,11 @@ def test_calibration_recovers_a_known_hop_latency_in_simulation(tmp_path: Path) 
     assert hop_latency(result.summary) == pytest.approx(1.5, abs=13.0 * HDR)
 
 
+def test_calibration_runs_with_the_mtls_mode_asked_for() -> None:
+    assert calibration_experiment(2.0).mesh.mtls == "PERMISSIVE"  # the mesh's default
+    assert calibration_experiment(2.0, "STRICT").mesh.mtls == "STRICT"
+
+
 def _experiment_file(folder: Path) -> Path:
     path = folder / "two-tiers.yaml"
     document = {
