@@ -26,9 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.calibrate import hop_latency
+from harness.experiment import load_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,12 +48,6 @@ def meshchaos(arguments: list[str], out: Path, prefix: list[str]) -> dict[str, A
         return None
     summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
     return summary
-
-
-def mtls_mode(path: Path) -> str:
-    """Return the experiment's ``spec.mesh.mtls`` (PERMISSIVE, the default, when absent)."""
-    document = yaml.safe_load(path.read_text())
-    return str(((document.get("spec") or {}).get("mesh") or {}).get("mtls", "PERMISSIVE"))
 
 
 def calibrated_latency(out: Path, prefix: list[str], mtls: str) -> str:
@@ -117,14 +110,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="faithfulness-") as temporary:
         folder = args.keep or Path(temporary)
         # Mutual TLS costs CPU per hop: one calibration per mode the experiments use.
+        modes = {path: load_experiment(path).mesh.mtls for path in files}
         latencies: dict[str, str] = {}
-        for mtls in sorted({mtls_mode(path) for path in files}):
+        for mtls in sorted(set(modes.values())):
             out = folder / f"calibrate-{mtls.lower()}"
             latencies[mtls] = args.network_latency or calibrated_latency(out, prefix, mtls)
             print(f"simulate mode's network latency per hop with mtls {mtls}: {latencies[mtls]}")
         agreed, agreed_uncalibrated = [], []
         for path in files:
-            latency = latencies[mtls_mode(path)]
+            latency = latencies[modes[path]]
             # Real-mode latencies include waits for a CPU: on a shared machine, say how busy.
             load = " ".join(f"{x:.2f}" for x in os.getloadavg())
             print(f"== {path.name} (load average {load})")

@@ -27,8 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-# run's other codes come from its result (harness.session)
-EXIT_PASS, EXIT_INVALID, EXIT_HARNESS_ERROR = 0, 2, 3
+EXIT_PASS, EXIT_INVALID = 0, 2  # run's other codes come from its result (harness.session)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -165,7 +164,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from harness.calibrate import calibrate
+    from harness.calibrate import HOPS, SCRIPTED_MS, calibrate
+    from harness.session import EXIT_HARNESS_ERROR
 
     if not args.quiet:
         print(f"calibrating: {args.duration:g} s of real mode with mtls {args.mtls} "
@@ -177,7 +177,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         return EXIT_HARNESS_ERROR
     latency = f"{found.latency_ms:.2f}ms"
     print(
-        f"median {found.p50_ms:.2f} ms for 7 ms of scripted sleeps over 4 hops between pods: "
+        f"median {found.p50_ms:.2f} ms for {SCRIPTED_MS:g} ms of scripted sleeps over {HOPS} "
+        f"hops between pods: "
         f"{latency} per hop\n"
         f"simulate with it: meshchaos run FILE --mode simulate --network-latency {latency}\n"
         f"report: {found.run_dir}"

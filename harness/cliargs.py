@@ -67,10 +67,7 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def network_latency(text: str) -> float:
     """Convert ``--network-latency``: a duration from 0 to 1 s."""
-    try:
-        value = parse_duration(text)
-    except UnitError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
+    value = _parsed_duration(text)
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError("must be between 0s and 1s")
     return value
@@ -86,11 +83,15 @@ def _positive(kind: type[float] | type[int]) -> Callable[[str], float]:
     return convert
 
 
-def _duration(text: str) -> float:
+def _parsed_duration(text: str) -> float:
     try:
-        value = parse_duration(text)
+        return parse_duration(text)
     except UnitError as error:
         raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _duration(text: str) -> float:
+    value = _parsed_duration(text)
     if value <= 0 or value > 3600:
         raise argparse.ArgumentTypeError("must be between 1ms and 1h")
     return value

@@ -295,7 +295,7 @@ class _Timers(trio.abc.Instrument):
     def after_io_wait(self, timeout: float) -> None:
         """Reschedule every task whose deadline has come."""
         heap = self._heap
-        if not heap or heap[0][0] > time.perf_counter():
+        if not heap:
             return
         now = time.perf_counter()
         while heap and heap[0][0] <= now:

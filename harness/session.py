@@ -111,8 +111,8 @@ def prepare(source: ExperimentSource, **overrides: object) -> Experiment:
     Overrides: ``duration`` and ``warmup`` (``"3s"`` or seconds), ``seed`` (an int), ``mode``
     (``real`` or ``simulate``), ``network_latency`` (``"1.3ms"`` or seconds: simulate mode's
     ``spec.network.latency``, e.g. from ``meshchaos calibrate``). A ``None`` override is
-    ignored. The result is checked as a file
-    is (``FILE:LINE:COL`` diagnostics), and against what this build can run.
+    ignored. The result is checked as a file is (``FILE:LINE:COL`` diagnostics), and against
+    what this build can run.
     """
     unknown = sorted(set(overrides) - set(_OVERRIDES))
     if unknown:
@@ -235,9 +235,9 @@ class Meshchaos:
         """Run an experiment (a path, a dict document or an Experiment) and return its result.
 
         Overrides: ``duration``, ``warmup``, ``seed``, ``mode``, ``network_latency`` (see
-        :func:`prepare`). An
-        invalid experiment raises ExperimentError before anything runs; a run whose SLOs fail
-        does not raise: assert on ``result.passed``, with ``result.explain()`` as the message.
+        :func:`prepare`). An invalid experiment raises ExperimentError before anything runs; a
+        run whose SLOs fail does not raise: assert on ``result.passed``, with
+        ``result.explain()`` as the message.
         """
         if overrides.get("mode") is None:
             overrides["mode"] = self.mode

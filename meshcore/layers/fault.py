@@ -61,26 +61,22 @@ class FaultTable:
         self._rules.clear()
         self._changed()
 
-    def _select(
-        self, destination: str | None, level: str, keep: Callable[[FaultRule], bool]
-    ) -> tuple[FaultRule, ...]:
+    def _select(self, destination: str | None, level: str, keep: _Keep) -> tuple[FaultRule, ...]:
+        # Asked on every read and send of every connection and on every request: with no
+        # rules it answers at once, and ``keep`` is a plain function, not a closure per call.
         if not self._rules:
             return ()
         key = (destination, level)
         found = self._selections.get(key)
         if found is None:
-            found = self._selections[key] = tuple(filter(keep, self._rules.values()))
+            rules = self._rules.values()
+            found = tuple(r for r in rules if keep(r, destination, level))
+            self._selections[key] = found
         return found
 
     def connection_rules(self, destination: str | None) -> tuple[FaultRule, ...]:
         """Return the toxics and partitions on ``destination``'s connections (None: inbound)."""
-        if not self._rules:  # asked on every read and send of every connection: no closure
-            return ()
-        return self._select(
-            destination,
-            "connection",
-            lambda r: r.destination == destination and (r.toxic is not None or r.partition),
-        )
+        return self._select(destination, "connection", _acts_on_connections)
 
     def certificate(self) -> FaultRule | None:
         """Return the newest certificate fault of this sidecar, if any."""
@@ -93,17 +89,27 @@ class FaultTable:
 
     def inbound(self) -> tuple[FaultRule, ...]:
         """Return the server-side rules (those without a destination)."""
-        if not self._rules:
-            return ()
-        return self._select(None, "inbound", lambda r: r.destination is None)
+        return self._select(None, "inbound", _acts_inbound)
 
     def outbound(self, destination: str, level: str) -> tuple[FaultRule, ...]:
         """Return the edge rules for ``destination`` at ``level`` (attempt or request)."""
-        if not self._rules:
-            return ()
-        return self._select(
-            destination, level, lambda r: r.destination == destination and r.level == level
-        )
+        return self._select(destination, level, _acts_on_edge)
+
+
+# What a rule must be to act on a selection (destination, level) of the table.
+_Keep = Callable[[FaultRule, str | None, str], bool]
+
+
+def _acts_on_connections(rule: FaultRule, destination: str | None, level: str) -> bool:
+    return rule.destination == destination and (rule.toxic is not None or rule.partition)
+
+
+def _acts_inbound(rule: FaultRule, destination: str | None, level: str) -> bool:
+    return rule.destination is None
+
+
+def _acts_on_edge(rule: FaultRule, destination: str | None, level: str) -> bool:
+    return rule.destination == destination and rule.level == level
 
 
 class FaultLayer:

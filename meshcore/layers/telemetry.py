@@ -95,10 +95,11 @@ class TelemetryLayer:
         duration_s = trio.current_time() - started
         destination = request.host if trace is not None else self._workload
         status = response.status
+        counted_as = destination or "unknown"
         if trace is not None:  # outbound: the edge's histograms and tries (GET /stats/edges)
             self._telemetry.edges.request(
                 source,
-                destination or "unknown",
+                counted_as,
                 started=started,
                 duration_s=duration_s,
                 status=status,
@@ -106,7 +107,7 @@ class TelemetryLayer:
             )
         flags = response.flags
         self._telemetry.record(
-            RequestRecord(self._reporter, source, destination or "unknown", status, flags,
+            RequestRecord(self._reporter, source, counted_as, status, flags,
                           duration_s, len(request.body), len(response.body), security)
         )  # fmt: skip
         if self._access_log is not None:
