@@ -1,18 +1,27 @@
 """Does simulate mode tell what real mode tells? Each experiment run in both, side by side.
 
 First ``meshchaos calibrate`` measures, in real mode, what one hop between pods costs on this
-machine (CPU and wake-ups, which simulate mode leaves out by design: docs/simulate.md), once
-per mTLS mode the experiments use (TLS costs CPU per hop); that figure, the same for every
-experiment of the mode, becomes simulate mode's ``--network-latency``.
+machine (CPU and wake-ups, which simulate mode leaves out by design: docs/simulate.md), and
+how much it varies, once per mTLS mode the experiments use (TLS costs CPU per hop); those
+figures, the same for every experiment of the mode, become simulate mode's
+``--network-latency`` and ``--network-jitter``.
 Then, for every experiment in ``experiments/`` (or the files given), the script runs
-``meshchaos run --mode real``, ``--mode simulate --network-latency CALIBRATED`` and plain
-``--mode simulate``, and prints, per scope of the summary, p50 and p99 of real and calibrated
+``meshchaos run --mode real``, ``--mode simulate`` with the calibrated network, and plain
+``--mode simulate``, each ``--repeat`` times with the seeds from the file's on (the same seeds
+in every mode), and prints, per scope of the summary, p50 and p99 of real and calibrated
 simulate mode and whether they agree within the target of issue 9: 10 % + 2 ms of the real
-value; then each SLO's verdict in every mode, and how many experiments agree without the
+value; then each SLO's verdicts in every mode, and how many experiments agree without the
 calibration as well.
 
+Why repeat: a phase of a few seconds holds around a hundred requests, and its p99 is then its
+second-largest latency. Where the tail comes from random draws (a retry's back-off, which
+requests a retry budget lets through), that order statistic moves by 20 % or more from one
+seed to the next in simulate mode itself, so one run per mode compares two samples, not two
+modes. The percentiles compared are those of each mode's runs pooled: the HDR histograms of a
+scope, merged across the seeds (``latency.hlog``). Verdicts are compared run by run.
+
     python bench/faithfulness.py [experiments/quickstart.yaml ...] [--keep DIR] [--realtime]
-        [--network-latency 1.5ms]   # skip the calibration and use this
+        [--repeat 3] [--network-latency 1.5ms --network-jitter 1ms]  # skip the calibration
 """
 
 from __future__ import annotations
@@ -26,8 +35,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.calibrate import hop_latency
+from harness.calibrate import hop_jitter, hop_latency
 from harness.experiment import load_experiment
+from harness.hdrlog import read_hlog
+from harness.recorder import new_histogram, value_at_percentile_us
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,12 +61,13 @@ def meshchaos(arguments: list[str], out: Path, prefix: list[str]) -> dict[str, A
     return summary
 
 
-def calibrated_latency(out: Path, prefix: list[str], mtls: str) -> str:
-    """Run ``meshchaos calibrate --mtls`` and return the latency per hop (``"1.52ms"``)."""
+def calibrated_network(out: Path, prefix: list[str], mtls: str) -> list[str]:
+    """Run ``meshchaos calibrate --mtls`` and return the ``meshchaos run`` flags it implies."""
     summary = meshchaos(["calibrate", "--mtls", mtls], out, prefix)
     if summary is None:
         sys.exit(1)
-    return f"{hop_latency(summary):.2f}ms"
+    latency, jitter = hop_latency(summary), hop_jitter(summary)
+    return ["--network-latency", f"{latency:.2f}ms", "--network-jitter", f"{jitter:.2f}ms"]
 
 
 def agrees(real_ms: float, simulated_ms: float) -> bool:
@@ -63,33 +75,71 @@ def agrees(real_ms: float, simulated_ms: float) -> bool:
     return abs(simulated_ms - real_ms) <= 0.10 * real_ms + 2.0
 
 
-def compare(real: dict[str, Any], simulated: dict[str, Any]) -> tuple[bool, list[str]]:
-    """Compare one experiment's two runs: whether they agree, and the table that shows it."""
+def pooled_percentiles(run_dirs: list[Path]) -> dict[str, tuple[float, float]]:
+    """Return p50 and p99 in ms of every scope, over the runs' histograms merged."""
+    merged: dict[str, Any] = {}
+    for run_dir in run_dirs:
+        for scope, intervals in read_hlog(run_dir / "latency.hlog").items():
+            histogram = merged.setdefault(scope, new_histogram())
+            for interval in intervals:
+                histogram.add(interval.histogram)
+    return {
+        scope: (value_at_percentile_us(h, 50.0) / 1000, value_at_percentile_us(h, 99.0) / 1000)
+        for scope, h in merged.items()
+        if h.get_total_count()
+    }
+
+
+def compare(
+    real: list[dict[str, Any]],
+    simulated: list[dict[str, Any]],
+    real_dirs: list[Path],
+    simulated_dirs: list[Path],
+) -> tuple[bool, list[str]]:
+    """Compare one experiment's runs in two modes: whether they agree, and the table to show."""
     ok = True
-    width = max(28, *(len(scope) for scope in real["scopes"]))
+    real_percentiles = pooled_percentiles(real_dirs)
+    simulated_percentiles = pooled_percentiles(simulated_dirs)
+    width = max(28, *(len(scope) for scope in real_percentiles))
     columns = " ".join(f"{name:>9}" for name in ("p50 real", "p50 sim", "p99 real", "p99 sim"))
     lines = [f"{'scope':<{width}} {columns}  agree"]
-    for scope, stats in real["scopes"].items():
-        other = simulated["scopes"].get(scope)
-        if other is None or not stats["requests"]:
+    for scope, (real_p50, real_p99) in real_percentiles.items():
+        if scope not in simulated_percentiles:
             continue
-        r, s = stats["latency_ms"], other["latency_ms"]
-        fine = agrees(r["p50"], s["p50"]) and agrees(r["p99"], s["p99"])
+        sim_p50, sim_p99 = simulated_percentiles[scope]
+        fine = agrees(real_p50, sim_p50) and agrees(real_p99, sim_p99)
         ok &= fine
         lines.append(
-            f"{scope:<{width}} {r['p50']:9.2f} {s['p50']:9.2f} {r['p99']:9.2f} {s['p99']:9.2f}"
+            f"{scope:<{width}} {real_p50:9.2f} {sim_p50:9.2f} {real_p99:9.2f} {sim_p99:9.2f}"
             f"  {'yes' if fine else 'NO'}"
         )
-    width = max(28, *(len(slo["name"]) for slo in real["slos"]))
-    lines.append(f"{'SLO':<{width}} {'real':>9} {'simulate':>9}")
-    for slo_real, slo_sim in zip(real["slos"], simulated["slos"], strict=True):
-        same = slo_real["passed"] == slo_sim["passed"]
+    names = [slo["name"] for slo in real[0]["slos"]]
+    width = max(28, *(len(name) for name in names))
+    lines.append(f"{'SLO (runs that pass)':<{width}} {'real':>9} {'simulate':>9}")
+    for index, name in enumerate(names):
+        passed = [[run["slos"][index]["passed"] for run in runs] for runs in (real, simulated)]
+        same = passed[0] == passed[1]  # run by run: the same seed passes in both modes
         ok &= same
-        verdicts = ["pass" if slo["passed"] else "FAIL" for slo in (slo_real, slo_sim)]
-        mark = "" if same else "DIFFER"
-        lines.append(f"{slo_real['name']:<{width}} {verdicts[0]:>9} {verdicts[1]:>9}  {mark}")
-    lines.append(f"verdict: real {real['verdict']}, simulate {simulated['verdict']}")
-    return ok and real["verdict"] == simulated["verdict"], lines
+        counts = [f"{sum(p)}/{len(p)}" for p in passed]
+        lines.append(f"{name:<{width}} {counts[0]:>9} {counts[1]:>9}  {'' if same else 'DIFFER'}")
+    verdicts = [[run["verdict"] for run in runs] for runs in (real, simulated)]
+    lines.append(f"verdicts: real {' '.join(verdicts[0])}, simulate {' '.join(verdicts[1])}")
+    return ok and verdicts[0] == verdicts[1], lines
+
+
+def run_all(
+    arguments: list[str], out: Path, prefix: list[str], seeds: list[int]
+) -> tuple[list[dict[str, Any]], list[Path]] | None:
+    """Run ``meshchaos run`` once per seed into ``out-<seed>``; ``None`` if one run failed."""
+    summaries, folders = [], []
+    for seed in seeds:
+        folder = out.with_name(f"{out.name}-{seed}")
+        summary = meshchaos([*arguments, "--seed", str(seed)], folder, prefix)
+        if summary is None:
+            return None
+        summaries.append(summary)
+        folders.append(folder)
+    return summaries, folders
 
 
 def main() -> None:
@@ -103,42 +153,51 @@ def main() -> None:
         help="run real mode at real-time priority (chrt --rr 1, needs root), so that a busy "
         "machine's other processes do not make it wait for a CPU",
     )
+    parser.add_argument("--repeat", type=int, default=3, help="runs per mode, one seed each")
     parser.add_argument("--network-latency", help="use this instead of calibrating")
+    parser.add_argument("--network-jitter", default="0ms", help="with --network-latency")
     args = parser.parse_args()
     files = args.files or sorted((ROOT / "experiments").glob("*.yaml"))
     prefix = REALTIME if args.realtime else []
     with tempfile.TemporaryDirectory(prefix="faithfulness-") as temporary:
         folder = args.keep or Path(temporary)
         # Mutual TLS costs CPU per hop: one calibration per mode the experiments use.
-        modes = {path: load_experiment(path).mesh.mtls for path in files}
-        latencies: dict[str, str] = {}
-        for mtls in sorted(set(modes.values())):
+        experiments = {path: load_experiment(path) for path in files}
+        networks: dict[str, list[str]] = {}
+        for mtls in sorted({experiment.mesh.mtls for experiment in experiments.values()}):
             out = folder / f"calibrate-{mtls.lower()}"
-            latencies[mtls] = args.network_latency or calibrated_latency(out, prefix, mtls)
-            print(f"simulate mode's network latency per hop with mtls {mtls}: {latencies[mtls]}")
+            given = ["--network-latency", args.network_latency]
+            given += ["--network-jitter", args.network_jitter]
+            networks[mtls] = (
+                given if args.network_latency else calibrated_network(out, prefix, mtls)
+            )
+            print(f"simulate mode's network with mtls {mtls}: {' '.join(networks[mtls])}")
         agreed, agreed_uncalibrated = [], []
-        for path in files:
-            latency = latencies[modes[path]]
+        for path, experiment in experiments.items():
+            seeds = [experiment.seed + index for index in range(args.repeat)]
             # Real-mode latencies include waits for a CPU: on a shared machine, say how busy.
             load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-            print(f"== {path.name} (load average {load})")
+            print(f"== {path.name} (load average {load}; seeds {seeds[0]}-{seeds[-1]})")
             out = folder / path.stem
-            real = meshchaos(["run", str(path), "--mode", "real"], out / "real", prefix)
             simulate = ["run", str(path), "--mode", "simulate"]
-            calibrated = meshchaos([*simulate, "--network-latency", latency], out / "sim", [])
-            uncalibrated = meshchaos(simulate, out / "sim-0", [])
+            real = run_all(["run", str(path), "--mode", "real"], out / "real", prefix, seeds)
+            network = networks[experiment.mesh.mtls]
+            calibrated = run_all([*simulate, *network], out / "sim", [], seeds)
+            uncalibrated = run_all(simulate, out / "sim0", [], seeds)
             if real is None or calibrated is None or uncalibrated is None:
                 agreed.append(False)
                 agreed_uncalibrated.append(False)
                 continue
-            lag = real["load"]["generator_lag_ms"]
-            print(f"real mode's generator lag: p50 {lag['p50']:.2f} ms, p99 {lag['p99']:.2f} ms")
-            ok, table = compare(real, calibrated)
+            lag = max(run["load"]["generator_lag_ms"]["p99"] for run in real[0])
+            print(f"real mode's generator lag p99: {lag:.2f} ms at most")
+            ok, table = compare(real[0], calibrated[0], real[1], calibrated[1])
             print("\n".join(table))
             agreed.append(ok)
-            agreed_uncalibrated.append(compare(real, uncalibrated)[0])
+            agreed_uncalibrated.append(
+                compare(real[0], uncalibrated[0], real[1], uncalibrated[1])[0]
+            )
     print(f"{sum(agreed)} of {len(agreed)} experiments agree (target: all) with the calibrated "
-          f"latencies; {sum(agreed_uncalibrated)} with none")  # fmt: skip
+          f"network; {sum(agreed_uncalibrated)} with none")  # fmt: skip
     sys.exit(0 if all(agreed) else 1)
 
 

@@ -13,16 +13,29 @@ The request crosses four one-way hops between pods (there and back, twice), so::
 
     latency per hop = (p50 - 7 ms of scripted sleeps) / 4
 
-Run an experiment in simulate mode with that latency (``--network-latency``) and its medians
-come out near real mode's on this machine, for a topology of any depth, because the cost is
-per hop. It is a model of this machine at this load, not a measurement of the experiment.
+The cost also varies from request to request (a wake-up is sometimes slower, a cache colder),
+which is what puts real mode's p99 a few milliseconds above its median where simulate mode's
+would equal it. ``spec.network.jitter`` models that: each hop's latency varies by a uniform draw
+of up to the jitter either way (Toxiproxy's latency toxic). The spread of a sum of four such
+draws is known (Irwin-Hall), so the jitter is the least-squares fit of the run's spread above
+its median at p90 and p99::
+
+    jitter = sum_q (p_q - p50) * s_q / sum_q s_q^2,  q in (p90, p99)
+
+where ``s_q`` is the spread at quantile q of a sum of four uniform draws from [-1, 1].
+
+Run an experiment in simulate mode with that latency and jitter (``--network-latency``,
+``--network-jitter``) and its median and tail come out near real mode's on this machine, for a
+topology of any depth, because the cost is per hop. It is a model of this machine at this
+load, not a measurement of the experiment.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
+from math import comb, factorial, floor
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +49,9 @@ __all__ = [
     "Calibration",
     "calibrate",
     "calibration_experiment",
+    "hop_jitter",
     "hop_latency",
+    "uniform_sum_spread",
 ]
 
 SCRIPTED_MS = 7.0  # the frontend's 2 ms sleep and the backend's 5 ms, exact in simulate mode
@@ -68,6 +83,7 @@ class Calibration:
     """The outcome of a calibration run."""
 
     latency_ms: float  # one-way latency per hop between pods that stands in for real mode's CPU
+    jitter_ms: float  # how far that latency varies either way, uniformly, from hop to hop
     p50_ms: float  # the calibration request's median in real mode
     run_dir: Path  # the calibration run's report folder
 
@@ -84,11 +100,39 @@ def calibration_experiment(duration_s: float, mtls: str = "PERMISSIVE") -> Exper
 
 def hop_latency(summary: Mapping[str, Any]) -> float:
     """Return the latency per hop, in ms, that a calibration run's ``summary.json`` implies."""
-    return max(0.0, (_median_ms(summary) - SCRIPTED_MS) / HOPS)
+    return max(0.0, (_quantiles_ms(summary)["p50"] - SCRIPTED_MS) / HOPS)
 
 
-def _median_ms(summary: Mapping[str, Any]) -> float:
-    return float(summary["scopes"]["all"]["latency_ms"]["p50"])
+def hop_jitter(summary: Mapping[str, Any]) -> float:
+    """Return the jitter per hop, in ms, that a calibration run's ``summary.json`` implies."""
+    quantiles = _quantiles_ms(summary)
+    seen = [quantiles[name] - quantiles["p50"] for name in ("p90", "p99")]
+    unit = [uniform_sum_spread(q, HOPS) for q in (0.90, 0.99)]
+    fit = sum(s * u for s, u in zip(seen, unit, strict=True)) / sum(u * u for u in unit)
+    return max(0.0, fit)
+
+
+@cache
+def uniform_sum_spread(q: float, n: int) -> float:
+    """Return how far the ``q`` quantile of a sum of ``n`` uniform draws from [-1, 1] lies above 0.
+
+    The sum is 2 x Irwin-Hall(n) - n; the quantile is found by bisecting Irwin-Hall's CDF.
+    """
+
+    def cdf(x: float) -> float:  # Irwin-Hall(n), for 0 <= x <= n
+        terms = (comb(n, k) * (x - k) ** n for k in range(floor(x) + 1))
+        return sum(term if k % 2 == 0 else -term for k, term in enumerate(terms)) / factorial(n)
+
+    low, high = n / 2, float(n)
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if cdf(middle) < q else (low, middle)
+    return 2 * low - n
+
+
+def _quantiles_ms(summary: Mapping[str, Any]) -> Mapping[str, float]:
+    latency: Mapping[str, float] = summary["scopes"]["all"]["latency_ms"]
+    return latency
 
 
 def calibrate(
@@ -103,4 +147,6 @@ def calibrate(
     result = trio.run(partial(run_experiment, calibration_experiment(duration_s, mtls), run_dir))
     if not result.passed:
         raise RuntimeError(f"the calibration run failed; see {result.run_dir}")
-    return Calibration(hop_latency(result.summary), _median_ms(result.summary), result.run_dir)
+    summary = result.summary
+    p50_ms = _quantiles_ms(summary)["p50"]
+    return Calibration(hop_latency(summary), hop_jitter(summary), p50_ms, result.run_dir)

@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
         help="simulate mode: one-way latency per hop between pods (spec.network.latency), "
         "e.g. what `meshchaos calibrate` measured",
     )
+    run.add_argument(
+        "--network-jitter",
+        type=network_latency,
+        metavar="DURATION",
+        help="simulate mode: each hop's latency varies uniformly by up to this either way "
+        "(spec.network.jitter), e.g. what `meshchaos calibrate` measured",
+    )
     run.add_argument("--junit", type=Path, help="also write the JUnit XML here")
     run.add_argument("--quiet", action="store_true", help="no progress, only the verdict")
     validate = commands.add_parser("validate", help="check an experiment file without running")
@@ -104,7 +111,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _load(
-    file: Path, *, mode: str | None, seed: int | None, network_latency_s: float | None = None
+    file: Path,
+    *,
+    mode: str | None,
+    seed: int | None,
+    network_latency_s: float | None = None,
+    network_jitter_s: float | None = None,
 ) -> tuple[Experiment | None, int]:
     """Load, override and check an experiment; return it, or ``None`` and print problems."""
     from harness.experiment import ExperimentError, load_experiment, with_overrides
@@ -122,7 +134,11 @@ def _load(
     for warning in experiment.warnings:
         print(warning, file=sys.stderr)
     experiment = with_overrides(
-        experiment, seed=seed, mode=mode, network_latency_s=network_latency_s
+        experiment,
+        seed=seed,
+        mode=mode,
+        network_latency_s=network_latency_s,
+        network_jitter_s=network_jitter_s,
     )
     problems = unsupported(experiment, mode=experiment.mode or "real")
     for problem in problems:
@@ -143,7 +159,11 @@ def _run(args: argparse.Namespace) -> int:
     from harness.terminal import print_verdict, progress_display
 
     experiment, code = _load(
-        args.file, mode=args.mode, seed=args.seed, network_latency_s=args.network_latency
+        args.file,
+        mode=args.mode,
+        seed=args.seed,
+        network_latency_s=args.network_latency,
+        network_jitter_s=args.network_jitter,
     )
     if experiment is None:
         return code
@@ -175,12 +195,12 @@ def _calibrate(args: argparse.Namespace) -> int:
     except RuntimeError as error:
         print(f"meshchaos calibrate: {error}", file=sys.stderr)
         return EXIT_HARNESS_ERROR
-    latency = f"{found.latency_ms:.2f}ms"
+    latency, jitter = f"{found.latency_ms:.2f}ms", f"{found.jitter_ms:.2f}ms"
     print(
         f"median {found.p50_ms:.2f} ms for {SCRIPTED_MS:g} ms of scripted sleeps over {HOPS} "
-        f"hops between pods: "
-        f"{latency} per hop\n"
-        f"simulate with it: meshchaos run FILE --mode simulate --network-latency {latency}\n"
+        f"hops between pods: {latency} per hop, varying by {jitter} either way\n"
+        f"simulate with it: meshchaos run FILE --mode simulate --network-latency {latency} "
+        f"--network-jitter {jitter}\n"
         f"report: {found.run_dir}"
     )
     return EXIT_PASS

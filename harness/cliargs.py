@@ -66,7 +66,7 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def network_latency(text: str) -> float:
-    """Convert ``--network-latency``: a duration from 0 to 1 s."""
+    """Convert ``--network-latency`` and ``--network-jitter``: a duration from 0 to 1 s."""
     value = _parsed_duration(text)
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError("must be between 0s and 1s")

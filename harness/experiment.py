@@ -439,6 +439,7 @@ class Experiment:
     warnings: tuple[str, ...] = ()  # rendered FILE:LINE:COL: warning: message
     source_map: SourceMap = field(default_factory=SourceMap, repr=False, compare=False)
     network_latency_s: float = 0.0  # simulate mode: one-way latency between pods
+    network_jitter_s: float = 0.0  # simulate mode: each trip varies uniformly by this either way
     # Simulate mode's mTLS: "handshake" (real handshakes, then data in the clear) or "full".
     network_tls: str = "handshake"
 
@@ -487,6 +488,7 @@ def with_overrides(
     duration_s: float | None = None,
     warmup_s: float | None = None,
     network_latency_s: float | None = None,
+    network_jitter_s: float | None = None,
 ) -> Experiment:
     """Return ``experiment`` with the given fields replaced, checked again as a whole.
 
@@ -505,10 +507,11 @@ def with_overrides(
         spec["duration"] = format_duration(duration_s)
     if warmup_s is not None:
         spec["warmup"] = format_duration(warmup_s)
-    if network_latency_s is not None:
-        network = spec.setdefault("network", {})
-        assert isinstance(network, dict)  # a loaded experiment's network is a mapping
-        network["latency"] = format_duration(network_latency_s)
+    for key, value in (("latency", network_latency_s), ("jitter", network_jitter_s)):
+        if value is not None:
+            network = spec.setdefault("network", {})
+            assert isinstance(network, dict)  # a loaded experiment's network is a mapping
+            network[key] = format_duration(value)
     return _build(document, experiment.source, experiment.sha256, experiment.source_map, [])
 
 
@@ -822,6 +825,7 @@ class _ExperimentReader:
         # Simulate mode's virtual network: the one-way latency between two pods (docs/simulate.md).
         network = spec.child("network")
         network_latency_s = network.take("latency", parse_duration, default=0.0)
+        network_jitter_s = network.take("jitter", parse_duration, default=0.0)
         network_tls = network.take("tls", one_of("handshake", "full"), default="handshake")
         network.finish()
         warmup_s = spec.take("warmup", parse_duration, default=0.0)
@@ -843,6 +847,7 @@ class _ExperimentReader:
             warmup_s=warmup_s,
             duration_s=duration_s,
             network_latency_s=network_latency_s,
+            network_jitter_s=network_jitter_s,
             network_tls=network_tls,
             services=services,
             mesh=mesh,

@@ -162,7 +162,11 @@ class ExperimentRun:
         if experiment.mode == "simulate":
             if not in_simulation():
                 raise RuntimeError("simulate mode runs under harness.simulate.run_simulated")
-            network = MemoryNetwork(latency_s=experiment.network_latency_s)
+            network = MemoryNetwork(
+                latency_s=experiment.network_latency_s,
+                jitter_s=experiment.network_jitter_s,
+                rng=random.Random(f"{experiment.seed}:network"),
+            )
             return SimulatedTopology(experiment, self._run_dir, network)
         return ProcessTopology(experiment, self._experiment_file, self._run_dir, TcpNetwork())
 

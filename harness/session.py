@@ -62,7 +62,7 @@ ExperimentSource = str | os.PathLike[str] | Mapping[str, Any] | Experiment
 """What :func:`prepare` accepts: a file path, a document (the YAML's shape as a dict), or an
 experiment already loaded."""
 
-_OVERRIDES = ("duration", "warmup", "seed", "mode", "network_latency")
+_OVERRIDES = ("duration", "warmup", "seed", "mode", "network_latency", "network_jitter")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +109,9 @@ def prepare(source: ExperimentSource, **overrides: object) -> Experiment:
     """Load ``source`` and apply ``overrides``; raise ExperimentError if it cannot run.
 
     Overrides: ``duration`` and ``warmup`` (``"3s"`` or seconds), ``seed`` (an int), ``mode``
-    (``real`` or ``simulate``), ``network_latency`` (``"1.3ms"`` or seconds: simulate mode's
-    ``spec.network.latency``, e.g. from ``meshchaos calibrate``). A ``None`` override is
+    (``real`` or ``simulate``), ``network_latency`` and ``network_jitter`` (``"1.3ms"`` or
+    seconds: simulate mode's ``spec.network.latency`` and ``jitter``, e.g. from ``meshchaos
+    calibrate``). A ``None`` override is
     ignored. The result is checked as a file is (``FILE:LINE:COL`` diagnostics), and against
     what this build can run.
     """
@@ -136,6 +137,7 @@ def prepare(source: ExperimentSource, **overrides: object) -> Experiment:
         duration_s=_seconds(overrides.get("duration")),
         warmup_s=_seconds(overrides.get("warmup")),
         network_latency_s=_seconds(overrides.get("network_latency")),
+        network_jitter_s=_seconds(overrides.get("network_jitter")),
     )
     problems = unsupported(experiment, mode=experiment.mode or DEFAULT_MODE)
     if problems:
@@ -234,9 +236,10 @@ class Meshchaos:
     async def run(self, source: ExperimentSource, **overrides: object) -> RunResult:
         """Run an experiment (a path, a dict document or an Experiment) and return its result.
 
-        Overrides: ``duration``, ``warmup``, ``seed``, ``mode``, ``network_latency`` (see
-        :func:`prepare`). An invalid experiment raises ExperimentError before anything runs; a
-        run whose SLOs fail does not raise: assert on ``result.passed``, with
+        Overrides: ``duration``, ``warmup``, ``seed``, ``mode``, ``network_latency``,
+        ``network_jitter`` (see :func:`prepare`). An invalid experiment raises ExperimentError
+        before anything runs; a run whose SLOs fail does not raise: assert on ``result.passed``,
+        with
         ``result.explain()`` as the message.
         """
         if overrides.get("mode") is None:

@@ -27,7 +27,10 @@ which gives simulate mode its process faults:
 Latency (``latency_s``, 0 by default) applies between different hosts: a connect costs one
 round trip, every chunk one way. Connections inside a host (a sidecar and its app on
 localhost) have none. A connection opened with :meth:`MemoryNetwork.connect` comes from
-outside every host (the load generator, the harness).
+outside every host (the load generator, the harness). ``jitter_s`` (0 by default) varies each
+one-way trip by a uniform draw of up to that much either way, never below 0, as Toxiproxy's
+latency toxic does, from the seeded ``rng``; a chunk never overtakes the one sent before it
+(nor end-of-stream a chunk), so a late chunk delays those behind it, as on a TCP stream.
 
 This module was built on ``trio.testing.memory_stream_pair``; it has its own pipe because the
 latency stamp, a synchronous crash and the pause gate need to live inside the stream, and a
@@ -37,7 +40,9 @@ pipe that does only this costs a fraction of the CPU of the general-purpose one.
 from __future__ import annotations
 
 import operator
+import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
@@ -74,11 +79,15 @@ class MemoryStream(trio.abc.HalfCloseableStream, PeekableStream):
     """One end of an in-memory connection."""
 
     def __init__(
-        self, incoming: _Pipe, outgoing: _Pipe, latency_s: float, owner: MemoryHost | None
+        self,
+        incoming: _Pipe,
+        outgoing: _Pipe,
+        trip: Callable[[], float] | None,
+        owner: MemoryHost | None,
     ) -> None:
         self._incoming = incoming
         self._outgoing = outgoing
-        self._latency_s = latency_s
+        self._trip = trip  # draws one one-way trip's latency; None inside a host
         self._owner = owner
         self._closed = False
         self._receiving = False
@@ -103,7 +112,7 @@ class MemoryStream(trio.abc.HalfCloseableStream, PeekableStream):
             if outgoing.reader_closed:
                 raise trio.BrokenResourceError("the peer closed the connection")
             if data:
-                outgoing.chunks.append((current_time() + self._latency_s, bytes(data)))
+                outgoing.chunks.append((self._arrival(outgoing), bytes(data)))
                 outgoing.wake()
             await cancel_shielded_checkpoint()
         finally:
@@ -203,10 +212,19 @@ class MemoryStream(trio.abc.HalfCloseableStream, PeekableStream):
 
         await trio.lowlevel.wait_task_rescheduled(abort)
 
+    def _arrival(self, outgoing: _Pipe) -> float:
+        """Return when what is sent now arrives: after one trip, and not before what is queued."""
+        arrival = current_time()
+        if self._trip is not None:
+            arrival += self._trip()
+            if outgoing.chunks and arrival < outgoing.chunks[-1][0]:
+                arrival = outgoing.chunks[-1][0]  # with jitter: no overtaking
+        return arrival
+
     def _shut_outgoing(self) -> None:
         outgoing = self._outgoing
         if outgoing.eof_at is None:
-            outgoing.eof_at = trio.current_time() + self._latency_s
+            outgoing.eof_at = self._arrival(outgoing)
             outgoing.wake()
 
     def close(self) -> None:
@@ -237,13 +255,20 @@ class _Listener:
 class MemoryNetwork:
     """Listeners and connections inside one process; ports are handed out from 20000 up.
 
-    ``latency_s`` is the one-way latency between two hosts (see the module's docstring).
+    ``latency_s`` is the one-way latency between two hosts, and ``jitter_s`` how far a uniform
+    draw from ``rng`` varies each trip either way (see the module's docstring).
     """
 
-    def __init__(self, *, latency_s: float = 0.0) -> None:
-        if latency_s < 0:
-            raise ValueError(f"latency_s must be 0 or more, got {latency_s}")
+    def __init__(
+        self, *, latency_s: float = 0.0, jitter_s: float = 0.0, rng: random.Random | None = None
+    ) -> None:
+        if latency_s < 0 or jitter_s < 0:
+            raise ValueError(f"latency and jitter must be 0 or more, got {latency_s}, {jitter_s}")
+        if jitter_s > 0 and rng is None:
+            raise ValueError("jitter needs a seeded rng, to be reproducible")
         self.latency_s = latency_s
+        self.jitter_s = jitter_s
+        self._rng = rng
         self._listeners: dict[Endpoint, _Listener] = {}
         self._next_port = _FIRST_PORT
 
@@ -257,9 +282,9 @@ class MemoryNetwork:
 
     async def _connect(self, endpoint: Endpoint, host: MemoryHost | None) -> MemoryStream:
         listener = self._listeners.get(endpoint)
-        latency = self._latency(host, listener.host if listener is not None else None)
-        if latency:
-            await trio.sleep(2 * latency)  # SYN, SYN-ACK (or RST)
+        trip = self._trip(host, listener.host if listener is not None else None)
+        if trip is not None:
+            await trio.sleep(trip() + trip())  # SYN, SYN-ACK (or RST)
             listener = self._listeners.get(endpoint)
         else:
             await trio.lowlevel.checkpoint()
@@ -267,10 +292,10 @@ class MemoryNetwork:
             await host.wait_resumed()
         if listener is None:
             raise ConnectFailure(f"connect to {endpoint} failed: connection refused")
-        latency = self._latency(host, listener.host)
+        trip = self._trip(host, listener.host)
         to_server, to_client = _Pipe(), _Pipe()
-        client = MemoryStream(to_client, to_server, latency, host)
-        server = MemoryStream(to_server, to_client, latency, listener.host)
+        client = MemoryStream(to_client, to_server, trip, host)
+        server = MemoryStream(to_server, to_client, trip, listener.host)
         if host is not None:
             host.adopt(client)
         if listener.host is not None:
@@ -278,8 +303,18 @@ class MemoryNetwork:
         listener.nursery.start_soon(listener.handler, server)
         return client
 
-    def _latency(self, a: MemoryHost | None, b: MemoryHost | None) -> float:
-        return 0.0 if a is not None and a is b else self.latency_s
+    def _trip(self, a: MemoryHost | None, b: MemoryHost | None) -> Callable[[], float] | None:
+        """Return what draws a one-way trip's latency from ``a`` to ``b`` (None: no latency)."""
+        if (a is not None and a is b) or (self.latency_s == 0 and self.jitter_s == 0):
+            return None
+        return self._jittered_trip if self.jitter_s else self._fixed_trip
+
+    def _fixed_trip(self) -> float:
+        return self.latency_s
+
+    def _jittered_trip(self) -> float:
+        assert self._rng is not None  # checked in __init__
+        return max(0.0, self.latency_s + self._rng.uniform(-self.jitter_s, self.jitter_s))
 
     def allocate(self, host: str, count: int) -> list[Endpoint]:
         """Return ``count`` endpoints on ``host`` that no listener uses."""

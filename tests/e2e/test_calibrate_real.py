@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.calibrate import hop_latency
+from harness.calibrate import hop_jitter, hop_latency
 
 pytestmark = pytest.mark.e2e
 
@@ -31,6 +31,9 @@ def test_calibrate_runs_real_mode_and_prints_the_latency_per_hop(tmp_path: Path)
     assert summary["mode"] == "real"
     assert summary["verdict"] == "pass"
     assert summary["scopes"]["all"]["requests"] == 100  # 2 s at 50/s, after the warm-up
-    printed = re.search(r"--network-latency (\d+\.\d\d)ms", done.stdout)
+    printed = re.search(
+        r"--network-latency (\d+\.\d\d)ms --network-jitter (\d+\.\d\d)ms", done.stdout
+    )
     assert printed is not None, done.stdout
     assert float(printed.group(1)) == pytest.approx(hop_latency(summary), abs=0.005)
+    assert float(printed.group(2)) == pytest.approx(hop_jitter(summary), abs=0.005)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+from itertools import accumulate
+
 import pytest
 import trio
 import trio.testing
@@ -62,6 +65,39 @@ async def test_latency_between_hosts_costs_a_round_trip_to_connect_and_one_way_p
         assert await server.receive_some() == b""
         assert trio.current_time() - eof_sent == pytest.approx(0.005)
         nursery.cancel_scope.cancel()
+
+
+async def test_jitter_varies_each_trip_by_a_seeded_uniform_draw_without_reordering(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    network = MemoryNetwork(latency_s=0.005, jitter_s=0.004, rng=random.Random(7))
+    draws = random.Random(7)  # the same seed draws the same trips, in the same order
+
+    def trip() -> float:
+        return 0.005 + draws.uniform(-0.004, 0.004)
+
+    async with trio.open_nursery() as nursery:
+        start = trio.current_time()
+        client, server = await _pair(nursery, network, network.host("server"))
+        assert trio.current_time() - start == pytest.approx(trip() + trip())  # SYN, SYN-ACK
+        sent = trio.current_time()
+        trips = [trip() for _ in range(6)]
+        assert trips != sorted(trips)  # some chunk drew a shorter trip than the one before it
+        for chunk in b"abcdef":
+            await client.send_all(bytes([chunk]))
+        received, arrivals = b"", []
+        while len(received) < 6:
+            received += await server.receive_some(1)
+            arrivals.append(trio.current_time() - sent)
+        assert received == b"abcdef"
+        # A chunk waits for the one before it, as on a TCP stream.
+        assert arrivals == pytest.approx(list(accumulate(trips, max)))
+        nursery.cancel_scope.cancel()
+
+
+def test_jitter_without_a_seeded_rng_is_refused() -> None:
+    with pytest.raises(ValueError, match="seeded rng"):
+        MemoryNetwork(latency_s=0.001, jitter_s=0.001)
 
 
 async def test_connections_inside_one_host_have_no_latency(autojump_clock: trio.abc.Clock) -> None:
