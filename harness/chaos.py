@@ -17,6 +17,15 @@ and the sidecar replaces a rule of the same name at once. Steps of 1 s keep the 
 schedule (no clock shared between processes, no sidecar change) and are as fine as the report,
 whose intervals are 1 s: each step holds the linear ramp's mean over its second.
 
+The schedule talks to the admin APIs over kept-alive connections (one
+:class:`~meshcore.transport.client.ControlClient`), opened when the schedule starts, as Istio's
+control plane pushes configuration over a long-lived xDS stream: a mesh fault takes effect in
+a sidecar one hop (one-way latency) after the schedule sends it, not a connect round trip later.
+That matters in simulate mode, whose connects cost a round trip of ``spec.network.latency``: with
+a connection per call, a fault removed at T still caught the request sent at T, which reached
+the target three hops later, and put it in the recovery phase. A fault on several sidecars
+reaches them one after another, one round trip apart.
+
 Overlapping faults compose: mesh faults are separate rules that the sidecar combines (delays
 add up, the first abort wins), and process faults count their holders, so a replica killed by
 two faults comes back when the last of them ends.
@@ -46,7 +55,7 @@ from harness.experiment import FaultSpec, FaultTarget
 from harness.topology import Replica
 from meshcore.errors import UpstreamError
 from meshcore.model import Endpoint, Request
-from meshcore.transport.client import request_once
+from meshcore.transport.client import ControlClient
 from meshcore.transport.network import Network
 
 __all__ = [
@@ -56,6 +65,7 @@ __all__ = [
     "ChaosError",
     "ChaosTarget",
     "FaultAction",
+    "FaultFactory",
     "FaultSchedule",
 ]
 
@@ -122,9 +132,10 @@ class MeshFault:
 
     reverts_on_exit = True
 
-    def __init__(self, spec: FaultSpec, topology: ChaosTarget) -> None:
+    def __init__(self, spec: FaultSpec, topology: ChaosTarget, client: ControlClient) -> None:
         self._spec = spec
         self._topology = topology
+        self._client = client
 
     async def apply(self) -> None:
         """POST the fault to every sidecar it acts in (at the ramp's first step, if any)."""
@@ -159,7 +170,7 @@ class MeshFault:
             "POST", "/faults", (("content-type", "application/json"),), json.dumps(body).encode()
         )
         for admin in self._topology.admins(spec.target):
-            response = await request_once(self._topology.network, admin, request)
+            response = await self._client.round_trip(admin, request)
             if response.status != 201:
                 raise ChaosError(
                     f"fault {spec.name}: sidecar {admin} refused it: {response.body.decode()}"
@@ -171,7 +182,7 @@ class MeshFault:
         for admin in self._topology.admins(self._spec.target):
             # A sidecar that is gone holds no fault any more: nothing is left to revert there.
             with contextlib.suppress(UpstreamError):
-                await request_once(self._topology.network, admin, request)
+                await self._client.round_trip(admin, request)
 
 
 class ReplicaFault:
@@ -223,12 +234,16 @@ def ramp_scale(step: int, ramp_s: float) -> float:
     return min(1.0, (step + 0.5) * RAMP_STEP_S / ramp_s)
 
 
-FAULT_KINDS: dict[str, Callable[[FaultSpec, ChaosTarget], FaultAction]] = {
+#: Makes the action of one fault on a topology; mesh faults send their admin calls with the
+#: schedule's :class:`ControlClient`, process faults need none.
+FaultFactory = Callable[[FaultSpec, ChaosTarget, ControlClient], FaultAction]
+
+FAULT_KINDS: dict[str, FaultFactory] = {
     "delay": MeshFault,
     "abort": MeshFault,
     "delay+abort": MeshFault,
-    "kill": lambda spec, topology: ReplicaFault(spec, topology, topology.kill, topology.restart),
-    "pause": lambda spec, topology: ReplicaFault(spec, topology, topology.pause, topology.resume),
+    "kill": lambda spec, topo, _client: ReplicaFault(spec, topo, topo.kill, topo.restart),
+    "pause": lambda spec, topo, _client: ReplicaFault(spec, topo, topo.pause, topo.resume),
     # Connection-level faults act in the sidecars' transport, posted like delay and abort.
     **dict.fromkeys(_CONNECTION_KINDS, MeshFault),
 }
@@ -245,16 +260,26 @@ class AppliedFault:
 
 
 class FaultSchedule:
-    """Applies ``faults`` on time to ``topology``."""
+    """Applies ``faults`` on time to ``topology``, over kept-alive admin connections."""
 
     def __init__(self, faults: tuple[FaultSpec, ...], topology: ChaosTarget) -> None:
+        self._client = ControlClient(topology.network)
         # One entry per fault now (its first window); a recurring fault adds one per window.
         self.applied = [
             AppliedFault(spec, window=None if spec.every_s is None else 0) for spec in faults
         ]
         self._actions: list[FaultAction] = [
-            FAULT_KINDS[spec.kind](spec, topology) for spec in faults
+            FAULT_KINDS[spec.kind](spec, topology, self._client) for spec in faults
         ]
+        # The sidecars the mesh faults talk to, connected when the schedule starts.
+        self._admins = list(
+            dict.fromkeys(
+                admin
+                for spec, action in zip(faults, self._actions, strict=True)
+                if isinstance(action, MeshFault)
+                for admin in topology.admins(spec.target)
+            )
+        )
         holds: Counter[tuple[str, str]] = Counter()
         for action in self._actions:
             if isinstance(action, ReplicaFault):
@@ -267,15 +292,25 @@ class FaultSchedule:
         """Run the schedule; ``end_s`` (after ``measure_start``) ends faults without a duration."""
         try:
             async with trio.open_nursery() as nursery:
+                for admin in self._admins:
+                    nursery.start_soon(self._connect, admin)
                 for fault, action in zip(list(self.applied), self._actions, strict=True):
                     nursery.start_soon(self._hold, fault, action, measure_start, end_s)
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(_REVERT_DEADLINE_S):
-                for fault in self.applied:
-                    action = self._action_of[id(fault.spec)]
-                    still_on = fault.applied_at_s is not None and fault.removed_at_s is None
-                    if still_on and action.reverts_on_exit:
-                        await self._revert(fault, action, measure_start)
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(_REVERT_DEADLINE_S):
+                    for fault in self.applied:
+                        action = self._action_of[id(fault.spec)]
+                        still_on = fault.applied_at_s is not None and fault.removed_at_s is None
+                        if still_on and action.reverts_on_exit:
+                            await self._revert(fault, action, measure_start)
+                await self._client.aclose()
+
+    async def _connect(self, admin: Endpoint) -> None:
+        """Connect to ``admin`` ahead of the first fault, as the xDS stream is up before it."""
+        # A sidecar that does not answer now fails the fault's own call, which reports it.
+        with contextlib.suppress(UpstreamError):
+            await self._client.connect(admin)
 
     async def _hold(
         self, first: AppliedFault, action: FaultAction, measure_start: float, end_s: float

@@ -178,6 +178,7 @@ class FakeTopology(Topology):
     def __init__(self, experiment: Experiment, network: MemoryNetwork) -> None:
         super().__init__(experiment, Path("/nonexistent"), network)
         self.events: list[tuple[float, str, str]] = []
+        self.admin_connections: list[float] = []  # when the fake admin APIs accepted each
 
     def _note(self, what: str, replica: Replica) -> None:
         self.events.append((trio.current_time(), what, replica.name))
@@ -196,11 +197,13 @@ class FakeTopology(Topology):
 
 
 async def _run_schedule(
-    experiment: Experiment,
+    experiment: Experiment, *, latency_s: float = 0.0
 ) -> tuple[FakeTopology, FaultSchedule, list[tuple[float, str, Any]]]:
-    network = MemoryNetwork()
+    """Run the schedule; ``posted``: each admin call, when the sidecar got it, and its body."""
+    network = MemoryNetwork(latency_s=latency_s)
     topology = FakeTopology(experiment, network)
     posted: list[tuple[float, str, Any]] = []
+    connections: list[float] = []  # when each admin connection was accepted
 
     async def admin(request: Request) -> Response:
         body = json.loads(request.body) if request.body else None
@@ -208,6 +211,7 @@ async def _run_schedule(
         return Response(201 if request.method == "POST" else 204)
 
     async def handler(stream: trio.abc.Stream) -> None:
+        connections.append(trio.current_time())
         await serve_http(stream, admin)
 
     schedule = FaultSchedule(experiment.faults, topology)
@@ -216,6 +220,7 @@ async def _run_schedule(
             await nursery.start(network.serve, replica.admin, handler)
         await schedule.run(trio.current_time(), experiment.duration_s)
         nursery.cancel_scope.cancel()
+    topology.admin_connections = connections
     return topology, schedule, posted
 
 
@@ -286,6 +291,30 @@ async def test_a_ramp_reposts_the_fault_each_second_then_removes_it(
         (4.0, "POST /faults", 70.0),
         (5.0, "POST /faults", 80),
         (7.0, "DELETE /faults/r", None),
+    ]
+
+
+async def test_a_mesh_fault_takes_effect_one_hop_after_its_start_and_its_end(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # The schedule connects to the admin APIs when it starts, as an xDS stream is up before any
+    # change: neither the fault nor its removal waits for a connect round trip.
+    experiment = _load(
+        "{name: d, target: back/0, start: 1s, duration: 2s, delay: {fixed: 50ms}}",
+        "{name: a, target: back/0, start: 2s, duration: 2s, abort: {httpStatus: 503}}",
+    )
+    hop = 0.25  # one way; a power of two keeps the instants exact
+    topology, schedule, posted = await _run_schedule(experiment, latency_s=hop)
+    assert [(t, what) for t, what, _ in posted] == [
+        (1.0 + hop, "POST /faults"),
+        (2.0 + hop, "POST /faults"),
+        (3.0 + hop, "DELETE /faults/d"),
+        (4.0 + hop, "DELETE /faults/a"),
+    ]
+    assert topology.admin_connections == [2 * hop]  # one connection, opened at the start
+    assert [(f.applied_at_s, f.removed_at_s) for f in schedule.applied] == [
+        (1.0, 3.0 + 2 * hop),
+        (2.0, 4.0 + 2 * hop),
     ]
 
 
