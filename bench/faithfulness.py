@@ -1,27 +1,29 @@
 """Does simulate mode tell what real mode tells? Each experiment run in both, side by side.
 
-First ``meshchaos calibrate`` measures, in real mode, what one hop between pods costs on this
-machine (CPU and wake-ups, which simulate mode leaves out by design: docs/simulate.md), and
-how much it varies, once per mTLS mode the experiments use (TLS costs CPU per hop); those
-figures, the same for every experiment of the mode, become simulate mode's
-``--network-latency`` and ``--network-jitter``.
-Then, for every experiment in ``experiments/`` (or the files given), the script runs
-``meshchaos run --mode real``, ``--mode simulate`` with the calibrated network, and plain
-``--mode simulate``, each ``--repeat`` times with the seeds from the file's on (the same seeds
-in every mode), and prints, per scope of the summary, p50 and p99 of real and calibrated
-simulate mode and whether they agree within the target of issue 9: 10 % + 2 ms of the real
-value; then each SLO's verdicts in every mode, and how many experiments agree without the
-calibration as well.
+For every experiment in ``experiments/`` (or the files given), the script first runs
+``meshchaos calibrate`` with the experiment's mTLS mode: in real mode, what one hop between
+pods costs on this machine (CPU and wake-ups, which simulate mode leaves out by design:
+docs/simulate.md) and how much it varies. It calibrates right before each experiment because
+that cost drifts with the machine from one minute to the next. The figures become simulate
+mode's ``--network-latency`` and ``--network-jitter``. Then it runs ``meshchaos run --mode
+real``, ``--mode simulate`` with the calibrated network, and plain ``--mode simulate``, each
+``--repeat`` times with the seeds from the file's on (the same seeds in every mode), and
+prints, per scope of the summary, p50 and p99 of real and calibrated simulate mode and whether
+they agree within the target of issue 9: 10 % + 2 ms of the real value; then how many runs
+pass each SLO in each mode (verdicts are compared run by run); how many experiments agree
+without the calibration; and, as the noise floor, whether real mode agrees with itself by the
+same test: its first half of runs against its second half. The CPU time the hypervisor gave
+other machines during the real runs (``steal`` in ``/proc/stat``) is printed too.
 
 Why repeat: a phase of a few seconds holds around a hundred requests, and its p99 is then its
 second-largest latency. Where the tail comes from random draws (a retry's back-off, which
 requests a retry budget lets through), that order statistic moves by 20 % or more from one
 seed to the next in simulate mode itself, so one run per mode compares two samples, not two
 modes. The percentiles compared are those of each mode's runs pooled: the HDR histograms of a
-scope, merged across the seeds (``latency.hlog``). Verdicts are compared run by run.
+scope, merged across the seeds (``latency.hlog``).
 
     python bench/faithfulness.py [experiments/quickstart.yaml ...] [--keep DIR] [--realtime]
-        [--repeat 3] [--network-latency 1.5ms --network-jitter 1ms]  # skip the calibration
+        [--repeat 4] [--network-latency 1.5ms --network-jitter 1ms]  # skip the calibration
 """
 
 from __future__ import annotations
@@ -62,8 +64,8 @@ def meshchaos(arguments: list[str], out: Path, prefix: list[str]) -> dict[str, A
 
 
 def calibrated_network(out: Path, prefix: list[str], mtls: str) -> list[str]:
-    """Run ``meshchaos calibrate --mtls`` and return the ``meshchaos run`` flags it implies."""
-    summary = meshchaos(["calibrate", "--mtls", mtls], out, prefix)
+    """Run ``meshchaos calibrate --mtls`` into ``out/calibrate``; return the flags it implies."""
+    summary = meshchaos(["calibrate", "--mtls", mtls], out / "calibrate", prefix)
     if summary is None:
         sys.exit(1)
     latency, jitter = hop_latency(summary), hop_jitter(summary)
@@ -142,6 +144,18 @@ def run_all(
     return summaries, folders
 
 
+def cpu_times() -> list[int]:
+    """Return the machine's CPU time counters (``/proc/stat``'s ``cpu`` line), in ticks."""
+    with open("/proc/stat") as stat:
+        return [int(field) for field in stat.readline().split()[1:]]
+
+
+def steal_share(before: list[int], after: list[int]) -> float:
+    """Return the share of CPU time the hypervisor gave other machines between two readings."""
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    return spent[7] / max(1, sum(spent))  # the eighth counter is "steal"
+
+
 def main() -> None:
     """Calibrate, run every experiment in both modes and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -153,51 +167,63 @@ def main() -> None:
         help="run real mode at real-time priority (chrt --rr 1, needs root), so that a busy "
         "machine's other processes do not make it wait for a CPU",
     )
-    parser.add_argument("--repeat", type=int, default=3, help="runs per mode, one seed each")
+    parser.add_argument(
+        "--repeat", type=int, default=4, help="runs per mode, one seed each (even: 2 or more)"
+    )
     parser.add_argument("--network-latency", help="use this instead of calibrating")
     parser.add_argument("--network-jitter", default="0ms", help="with --network-latency")
     args = parser.parse_args()
+    if args.repeat < 2 or args.repeat % 2:
+        parser.error("--repeat must be even: real mode's halves are compared with each other")
     files = args.files or sorted((ROOT / "experiments").glob("*.yaml"))
     prefix = REALTIME if args.realtime else []
+    given = ["--network-latency", args.network_latency, "--network-jitter", args.network_jitter]
+    agreed, agreed_uncalibrated, reproduced = [], [], []
     with tempfile.TemporaryDirectory(prefix="faithfulness-") as temporary:
         folder = args.keep or Path(temporary)
-        # Mutual TLS costs CPU per hop: one calibration per mode the experiments use.
-        experiments = {path: load_experiment(path) for path in files}
-        networks: dict[str, list[str]] = {}
-        for mtls in sorted({experiment.mesh.mtls for experiment in experiments.values()}):
-            out = folder / f"calibrate-{mtls.lower()}"
-            given = ["--network-latency", args.network_latency]
-            given += ["--network-jitter", args.network_jitter]
-            networks[mtls] = (
-                given if args.network_latency else calibrated_network(out, prefix, mtls)
-            )
-            print(f"simulate mode's network with mtls {mtls}: {' '.join(networks[mtls])}")
-        agreed, agreed_uncalibrated = [], []
-        for path, experiment in experiments.items():
+        for path in files:
+            experiment = load_experiment(path)
             seeds = [experiment.seed + index for index in range(args.repeat)]
+            out = folder / path.stem
+            # Calibrated right before the real runs: the machine's cost per hop drifts.
+            mtls = experiment.mesh.mtls
+            network = given if args.network_latency else calibrated_network(out, prefix, mtls)
             # Real-mode latencies include waits for a CPU: on a shared machine, say how busy.
             load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-            print(f"== {path.name} (load average {load}; seeds {seeds[0]}-{seeds[-1]})")
-            out = folder / path.stem
-            simulate = ["run", str(path), "--mode", "simulate"]
+            print(f"== {path.name} (load average {load}; seeds {seeds[0]}-{seeds[-1]}; "
+                  f"mtls {mtls}: {' '.join(network)})")  # fmt: skip
+            before = cpu_times()
             real = run_all(["run", str(path), "--mode", "real"], out / "real", prefix, seeds)
-            network = networks[experiment.mesh.mtls]
+            steal = steal_share(before, cpu_times())
+            simulate = ["run", str(path), "--mode", "simulate"]
             calibrated = run_all([*simulate, *network], out / "sim", [], seeds)
             uncalibrated = run_all(simulate, out / "sim0", [], seeds)
             if real is None or calibrated is None or uncalibrated is None:
                 agreed.append(False)
                 agreed_uncalibrated.append(False)
+                reproduced.append(False)
                 continue
             lag = max(run["load"]["generator_lag_ms"]["p99"] for run in real[0])
-            print(f"real mode's generator lag p99: {lag:.2f} ms at most")
+            print(f"real mode: generator lag p99 {lag:.2f} ms at most, CPU stolen by the "
+                  f"hypervisor {100 * steal:.1f} %")  # fmt: skip
             ok, table = compare(real[0], calibrated[0], real[1], calibrated[1])
             print("\n".join(table))
             agreed.append(ok)
             agreed_uncalibrated.append(
                 compare(real[0], uncalibrated[0], real[1], uncalibrated[1])[0]
             )
+            # The noise floor: real mode's first half of runs against its second half.
+            half = args.repeat // 2
+            itself, table = compare(real[0][:half], real[0][half:], real[1][:half], real[1][half:])
+            verdict = (
+                "agrees" if itself else f"{sum(x.endswith('NO') for x in table)} scopes differ"
+            )
+            print(f"real mode against itself (seeds {seeds[0]}-{seeds[half - 1]} against "
+                  f"{seeds[half]}-{seeds[-1]}): {verdict}")  # fmt: skip
+            reproduced.append(itself)
     print(f"{sum(agreed)} of {len(agreed)} experiments agree (target: all) with the calibrated "
-          f"network; {sum(agreed_uncalibrated)} with none")  # fmt: skip
+          f"network; {sum(agreed_uncalibrated)} with none; real mode agrees with itself in "
+          f"{sum(reproduced)}")  # fmt: skip
     sys.exit(0 if all(agreed) else 1)
 
 
