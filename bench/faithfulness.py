@@ -1,19 +1,21 @@
 """Does simulate mode tell what real mode tells? Each experiment run in both, side by side.
 
-For every experiment in ``experiments/`` (or the files given), the script first runs
-``meshchaos calibrate`` with the experiment's mTLS mode: in real mode, what one hop between
+For every experiment in ``experiments/`` (or the files given), the script runs ``meshchaos
+run --mode real`` ``--repeat`` times with the seeds from the file's on, each run right after a
+5 s ``meshchaos calibrate`` with the experiment's mTLS mode: in real mode, what one hop between
 pods costs on this machine (CPU and wake-ups, which simulate mode leaves out by design:
-docs/simulate.md) and how much it varies. It calibrates right before each experiment because
-that cost drifts with the machine from one minute to the next. The figures become simulate
-mode's ``--network-latency`` and ``--network-jitter``. Then it runs ``meshchaos run --mode
-real``, ``--mode simulate`` with the calibrated network, and plain ``--mode simulate``, each
-``--repeat`` times with the seeds from the file's on (the same seeds in every mode), and
-prints, per scope of the summary, p50 and p99 of real and calibrated simulate mode and whether
-they agree within the target of issue 9: 10 % + 2 ms of the real value; then how many runs
-pass each SLO in each mode (verdicts are compared run by run); how many experiments agree
-without the calibration; and, as the noise floor, whether real mode agrees with itself by the
-same test: its first half of runs against its second half. The CPU time the hypervisor gave
-other machines during the real runs (``steal`` in ``/proc/stat``) is printed too.
+docs/simulate.md) and how much it varies. That cost drifts with the machine by the minute
+(a calibration of 10 s read 1.46 ms per hop before one experiment and 2.37 ms before the next),
+so the calibrations are interleaved with the runs and pooled as the runs are. The pooled
+figures become simulate mode's ``--network-latency`` and ``--network-jitter``. Then it runs
+``--mode simulate`` with the calibrated network and plain ``--mode simulate``, with the same
+seeds, and prints, per scope of the summary, p50 and p99 of real and calibrated simulate
+mode and whether they agree within the target of issue 9: 10 % + 2 ms of the real value;
+then how many runs pass each SLO in each mode (verdicts are compared run by run); how many
+experiments agree without the calibration; and, as the noise floor, whether real mode agrees
+with itself by the same test: its first half of runs against its second half. The CPU time
+the hypervisor gave other machines during the real runs (``steal`` in ``/proc/stat``) is
+printed too.
 
 Why repeat: a phase of a few seconds holds around a hundred requests, and its p99 is then its
 second-largest latency. Where the tail comes from random draws (a retry's back-off, which
@@ -43,6 +45,7 @@ from harness.hdrlog import read_hlog
 from harness.recorder import new_histogram, value_at_percentile_us
 
 ROOT = Path(__file__).resolve().parents[1]
+CALIBRATION = "5s"  # of measurement per calibration, one before each real run
 
 
 # SCHED_RR priority 1: above every ordinary process, below the kernel's own threads; the
@@ -63,12 +66,10 @@ def meshchaos(arguments: list[str], out: Path, prefix: list[str]) -> dict[str, A
     return summary
 
 
-def calibrated_network(out: Path, prefix: list[str], mtls: str) -> list[str]:
-    """Run ``meshchaos calibrate --mtls`` into ``out/calibrate``; return the flags it implies."""
-    summary = meshchaos(["calibrate", "--mtls", mtls], out / "calibrate", prefix)
-    if summary is None:
-        sys.exit(1)
-    latency, jitter = hop_latency(summary), hop_jitter(summary)
+def calibrated_network(calibrations: list[Path]) -> list[str]:
+    """Return the ``meshchaos run`` flags that calibration runs imply, their histograms pooled."""
+    pooled = pooled_percentiles(calibrations)["all"]
+    latency, jitter = hop_latency(pooled), hop_jitter(pooled)
     return ["--network-latency", f"{latency:.2f}ms", "--network-jitter", f"{jitter:.2f}ms"]
 
 
@@ -77,8 +78,8 @@ def agrees(real_ms: float, simulated_ms: float) -> bool:
     return abs(simulated_ms - real_ms) <= 0.10 * real_ms + 2.0
 
 
-def pooled_percentiles(run_dirs: list[Path]) -> dict[str, tuple[float, float]]:
-    """Return p50 and p99 in ms of every scope, over the runs' histograms merged."""
+def pooled_percentiles(run_dirs: list[Path]) -> dict[str, dict[str, float]]:
+    """Return p50, p90 and p99 in ms of every scope, over the runs' histograms merged."""
     merged: dict[str, Any] = {}
     for run_dir in run_dirs:
         for scope, intervals in read_hlog(run_dir / "latency.hlog").items():
@@ -86,7 +87,7 @@ def pooled_percentiles(run_dirs: list[Path]) -> dict[str, tuple[float, float]]:
             for interval in intervals:
                 histogram.add(interval.histogram)
     return {
-        scope: (value_at_percentile_us(h, 50.0) / 1000, value_at_percentile_us(h, 99.0) / 1000)
+        scope: {f"p{q}": value_at_percentile_us(h, q) / 1000 for q in (50, 90, 99)}
         for scope, h in merged.items()
         if h.get_total_count()
     }
@@ -105,10 +106,11 @@ def compare(
     width = max(28, *(len(scope) for scope in real_percentiles))
     columns = " ".join(f"{name:>9}" for name in ("p50 real", "p50 sim", "p99 real", "p99 sim"))
     lines = [f"{'scope':<{width}} {columns}  agree"]
-    for scope, (real_p50, real_p99) in real_percentiles.items():
+    for scope, real_quantiles in real_percentiles.items():
         if scope not in simulated_percentiles:
             continue
-        sim_p50, sim_p99 = simulated_percentiles[scope]
+        real_p50, real_p99 = real_quantiles["p50"], real_quantiles["p99"]
+        sim_p50, sim_p99 = (simulated_percentiles[scope][q] for q in ("p50", "p99"))
         fine = agrees(real_p50, sim_p50) and agrees(real_p99, sim_p99)
         ok &= fine
         lines.append(
@@ -130,11 +132,23 @@ def compare(
 
 
 def run_all(
-    arguments: list[str], out: Path, prefix: list[str], seeds: list[int]
+    arguments: list[str],
+    out: Path,
+    prefix: list[str],
+    seeds: list[int],
+    before_each: list[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[Path]] | None:
-    """Run ``meshchaos run`` once per seed into ``out-<seed>``; ``None`` if one run failed."""
+    """Run ``meshchaos run`` once per seed into ``out-<seed>``; ``None`` if one run failed.
+
+    ``before_each`` is a meshchaos command run before each of them, into ``calibrate-<seed>``.
+    """
     summaries, folders = [], []
     for seed in seeds:
+        if (
+            before_each is not None
+            and meshchaos(before_each, out.with_name(f"calibrate-{seed}"), prefix) is None
+        ):
+            return None
         folder = out.with_name(f"{out.name}-{seed}")
         summary = meshchaos([*arguments, "--seed", str(seed)], folder, prefix)
         if summary is None:
@@ -185,27 +199,36 @@ def main() -> None:
             experiment = load_experiment(path)
             seeds = [experiment.seed + index for index in range(args.repeat)]
             out = folder / path.stem
-            # Calibrated right before the real runs: the machine's cost per hop drifts.
-            mtls = experiment.mesh.mtls
-            network = given if args.network_latency else calibrated_network(out, prefix, mtls)
             # Real-mode latencies include waits for a CPU: on a shared machine, say how busy.
             load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-            print(f"== {path.name} (load average {load}; seeds {seeds[0]}-{seeds[-1]}; "
-                  f"mtls {mtls}: {' '.join(network)})")  # fmt: skip
+            print(f"== {path.name} (load average {load}; seeds {seeds[0]}-{seeds[-1]})")
+            # A short calibration right before each real run: the machine's cost per hop
+            # drifts by the minute, and pooled like the runs, it drifts with them.
+            mtls = experiment.mesh.mtls
+            calibrate = ["calibrate", "--mtls", mtls, "--duration", CALIBRATION]
             before = cpu_times()
-            real = run_all(["run", str(path), "--mode", "real"], out / "real", prefix, seeds)
+            real = run_all(
+                ["run", str(path), "--mode", "real"], out / "real", prefix, seeds,
+                before_each=None if args.network_latency else calibrate,
+            )  # fmt: skip
             steal = steal_share(before, cpu_times())
-            simulate = ["run", str(path), "--mode", "simulate"]
-            calibrated = run_all([*simulate, *network], out / "sim", [], seeds)
-            uncalibrated = run_all(simulate, out / "sim0", [], seeds)
-            if real is None or calibrated is None or uncalibrated is None:
+            if real is None:
                 agreed.append(False)
                 agreed_uncalibrated.append(False)
                 reproduced.append(False)
                 continue
+            network = given
+            if not args.network_latency:
+                network = calibrated_network([out / f"calibrate-{seed}" for seed in seeds])
+            simulate = ["run", str(path), "--mode", "simulate"]
+            calibrated = run_all([*simulate, *network], out / "sim", [], seeds)
+            uncalibrated = run_all(simulate, out / "sim0", [], seeds)
+            if calibrated is None or uncalibrated is None:
+                sys.exit(1)  # simulate mode failed: a bug, not a measurement
             lag = max(run["load"]["generator_lag_ms"]["p99"] for run in real[0])
             print(f"real mode: generator lag p99 {lag:.2f} ms at most, CPU stolen by the "
-                  f"hypervisor {100 * steal:.1f} %")  # fmt: skip
+                  f"hypervisor {100 * steal:.1f} %; simulate mode with mtls {mtls}: "
+                  f"{' '.join(network)}")  # fmt: skip
             ok, table = compare(real[0], calibrated[0], real[1], calibrated[1])
             print("\n".join(table))
             agreed.append(ok)

@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from functools import cache, partial
 from math import comb, factorial, floor
 from pathlib import Path
-from typing import Any
 
 import trio
 
@@ -98,15 +97,18 @@ def calibration_experiment(duration_s: float, mtls: str = "PERMISSIVE") -> Exper
     return parse_experiment(text, "<meshchaos calibrate>")
 
 
-def hop_latency(summary: Mapping[str, Any]) -> float:
-    """Return the latency per hop, in ms, that a calibration run's ``summary.json`` implies."""
-    return max(0.0, (_quantiles_ms(summary)["p50"] - SCRIPTED_MS) / HOPS)
+def hop_latency(latency_ms: Mapping[str, float]) -> float:
+    """Return the latency per hop, in ms, that a calibration's latency percentiles imply.
+
+    ``latency_ms`` maps ``p50`` (and ``p90``, ``p99`` for :func:`hop_jitter`) to milliseconds,
+    as a scope of ``summary.json`` does: ``summary["scopes"]["all"]["latency_ms"]``.
+    """
+    return max(0.0, (latency_ms["p50"] - SCRIPTED_MS) / HOPS)
 
 
-def hop_jitter(summary: Mapping[str, Any]) -> float:
-    """Return the jitter per hop, in ms, that a calibration run's ``summary.json`` implies."""
-    quantiles = _quantiles_ms(summary)
-    seen = [quantiles[name] - quantiles["p50"] for name in ("p90", "p99")]
+def hop_jitter(latency_ms: Mapping[str, float]) -> float:
+    """Return the jitter per hop, in ms, that a calibration's latency percentiles imply."""
+    seen = [latency_ms[name] - latency_ms["p50"] for name in ("p90", "p99")]
     unit = [uniform_sum_spread(q, HOPS) for q in (0.90, 0.99)]
     fit = sum(s * u for s, u in zip(seen, unit, strict=True)) / sum(u * u for u in unit)
     return max(0.0, fit)
@@ -130,11 +132,6 @@ def uniform_sum_spread(q: float, n: int) -> float:
     return 2 * low - n
 
 
-def _quantiles_ms(summary: Mapping[str, Any]) -> Mapping[str, float]:
-    latency: Mapping[str, float] = summary["scopes"]["all"]["latency_ms"]
-    return latency
-
-
 def calibrate(
     duration_s: float, run_dir: Path | None = None, *, mtls: str = "PERMISSIVE"
 ) -> Calibration:
@@ -147,6 +144,7 @@ def calibrate(
     result = trio.run(partial(run_experiment, calibration_experiment(duration_s, mtls), run_dir))
     if not result.passed:
         raise RuntimeError(f"the calibration run failed; see {result.run_dir}")
-    summary = result.summary
-    p50_ms = _quantiles_ms(summary)["p50"]
-    return Calibration(hop_latency(summary), hop_jitter(summary), p50_ms, result.run_dir)
+    latency_ms: Mapping[str, float] = result.summary["scopes"]["all"]["latency_ms"]
+    return Calibration(
+        hop_latency(latency_ms), hop_jitter(latency_ms), latency_ms["p50"], result.run_dir
+    )
