@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from harness.calibrate import hop_jitter, hop_latency
 from harness.experiment import load_experiment
@@ -93,16 +93,22 @@ def pooled_percentiles(run_dirs: list[Path]) -> dict[str, dict[str, float]]:
     }
 
 
-def compare(
-    real: list[dict[str, Any]],
-    simulated: list[dict[str, Any]],
-    real_dirs: list[Path],
-    simulated_dirs: list[Path],
-) -> tuple[bool, list[str]]:
+class Runs(NamedTuple):
+    """Runs of one experiment in one mode, one per seed."""
+
+    summaries: list[dict[str, Any]]
+    folders: list[Path]
+
+    def part(self, start: int, stop: int) -> Runs:
+        """Return the runs from ``start`` to ``stop`` (a slice)."""
+        return Runs(self.summaries[start:stop], self.folders[start:stop])
+
+
+def compare(real: Runs, simulated: Runs) -> tuple[bool, list[str]]:
     """Compare one experiment's runs in two modes: whether they agree, and the table to show."""
     ok = True
-    real_percentiles = pooled_percentiles(real_dirs)
-    simulated_percentiles = pooled_percentiles(simulated_dirs)
+    real_percentiles = pooled_percentiles(real.folders)
+    simulated_percentiles = pooled_percentiles(simulated.folders)
     width = max(28, *(len(scope) for scope in real_percentiles))
     columns = " ".join(f"{name:>9}" for name in ("p50 real", "p50 sim", "p99 real", "p99 sim"))
     lines = [f"{'scope':<{width}} {columns}  agree"]
@@ -117,16 +123,18 @@ def compare(
             f"{scope:<{width}} {real_p50:9.2f} {sim_p50:9.2f} {real_p99:9.2f} {sim_p99:9.2f}"
             f"  {'yes' if fine else 'NO'}"
         )
-    names = [slo["name"] for slo in real[0]["slos"]]
+    names = [slo["name"] for slo in real.summaries[0]["slos"]]
     width = max(28, *(len(name) for name in names))
     lines.append(f"{'SLO (runs that pass)':<{width}} {'real':>9} {'simulate':>9}")
     for index, name in enumerate(names):
-        passed = [[run["slos"][index]["passed"] for run in runs] for runs in (real, simulated)]
+        passed = [
+            [run["slos"][index]["passed"] for run in runs.summaries] for runs in (real, simulated)
+        ]
         same = passed[0] == passed[1]  # run by run: the same seed passes in both modes
         ok &= same
         counts = [f"{sum(p)}/{len(p)}" for p in passed]
         lines.append(f"{name:<{width}} {counts[0]:>9} {counts[1]:>9}  {'' if same else 'DIFFER'}")
-    verdicts = [[run["verdict"] for run in runs] for runs in (real, simulated)]
+    verdicts = [[run["verdict"] for run in runs.summaries] for runs in (real, simulated)]
     lines.append(f"verdicts: real {' '.join(verdicts[0])}, simulate {' '.join(verdicts[1])}")
     return ok and verdicts[0] == verdicts[1], lines
 
@@ -137,12 +145,12 @@ def run_all(
     prefix: list[str],
     seeds: list[int],
     before_each: list[str] | None = None,
-) -> tuple[list[dict[str, Any]], list[Path]] | None:
+) -> Runs | None:
     """Run ``meshchaos run`` once per seed into ``out-<seed>``; ``None`` if one run failed.
 
     ``before_each`` is a meshchaos command run before each of them, into ``calibrate-<seed>``.
     """
-    summaries, folders = [], []
+    runs = Runs([], [])
     for seed in seeds:
         if (
             before_each is not None
@@ -153,9 +161,9 @@ def run_all(
         summary = meshchaos([*arguments, "--seed", str(seed)], folder, prefix)
         if summary is None:
             return None
-        summaries.append(summary)
-        folders.append(folder)
-    return summaries, folders
+        runs.summaries.append(summary)
+        runs.folders.append(folder)
+    return runs
 
 
 def cpu_times() -> list[int]:
@@ -225,19 +233,17 @@ def main() -> None:
             uncalibrated = run_all(simulate, out / "sim0", [], seeds)
             if calibrated is None or uncalibrated is None:
                 sys.exit(1)  # simulate mode failed: a bug, not a measurement
-            lag = max(run["load"]["generator_lag_ms"]["p99"] for run in real[0])
+            lag = max(run["load"]["generator_lag_ms"]["p99"] for run in real.summaries)
             print(f"real mode: generator lag p99 {lag:.2f} ms at most, CPU stolen by the "
                   f"hypervisor {100 * steal:.1f} %; simulate mode with mtls {mtls}: "
                   f"{' '.join(network)}")  # fmt: skip
-            ok, table = compare(real[0], calibrated[0], real[1], calibrated[1])
+            ok, table = compare(real, calibrated)
             print("\n".join(table))
             agreed.append(ok)
-            agreed_uncalibrated.append(
-                compare(real[0], uncalibrated[0], real[1], uncalibrated[1])[0]
-            )
+            agreed_uncalibrated.append(compare(real, uncalibrated)[0])
             # The noise floor: real mode's first half of runs against its second half.
             half = args.repeat // 2
-            itself, table = compare(real[0][:half], real[0][half:], real[1][:half], real[1][half:])
+            itself, table = compare(real.part(0, half), real.part(half, args.repeat))
             verdict = (
                 "agrees" if itself else f"{sum(x.endswith('NO') for x in table)} scopes differ"
             )

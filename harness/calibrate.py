@@ -118,7 +118,8 @@ def hop_jitter(latency_ms: Mapping[str, float]) -> float:
 def uniform_sum_spread(q: float, n: int) -> float:
     """Return how far the ``q`` quantile of a sum of ``n`` uniform draws from [-1, 1] lies above 0.
 
-    The sum is 2 x Irwin-Hall(n) - n; the quantile is found by bisecting Irwin-Hall's CDF.
+    For ``q`` of 0.5 or more (the sum is symmetric about 0). The sum is 2 x Irwin-Hall(n) - n;
+    the quantile is found by bisecting Irwin-Hall's CDF over its upper half.
     """
 
     def cdf(x: float) -> float:  # Irwin-Hall(n), for 0 <= x <= n

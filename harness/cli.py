@@ -19,7 +19,7 @@ from harness.cliargs import (
     add_calibrate_arguments,
     add_compare_arguments,
     add_load_arguments,
-    network_latency,
+    network_duration,
 )
 
 if TYPE_CHECKING:
@@ -42,14 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int)
     run.add_argument(
         "--network-latency",
-        type=network_latency,
+        type=network_duration,
         metavar="DURATION",
         help="simulate mode: one-way latency per hop between pods (spec.network.latency), "
         "e.g. what `meshchaos calibrate` measured",
     )
     run.add_argument(
         "--network-jitter",
-        type=network_latency,
+        type=network_duration,
         metavar="DURATION",
         help="simulate mode: each hop's latency varies uniformly by up to this either way "
         "(spec.network.jitter), e.g. what `meshchaos calibrate` measured",

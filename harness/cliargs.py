@@ -19,7 +19,7 @@ __all__ = [
     "add_calibrate_arguments",
     "add_compare_arguments",
     "add_load_arguments",
-    "network_latency",
+    "network_duration",
 ]
 
 
@@ -65,7 +65,7 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="only the result")
 
 
-def network_latency(text: str) -> float:
+def network_duration(text: str) -> float:
     """Convert ``--network-latency`` and ``--network-jitter``: a duration from 0 to 1 s."""
     value = _parsed_duration(text)
     if not 0 <= value <= 1:

@@ -111,9 +111,8 @@ def prepare(source: ExperimentSource, **overrides: object) -> Experiment:
     Overrides: ``duration`` and ``warmup`` (``"3s"`` or seconds), ``seed`` (an int), ``mode``
     (``real`` or ``simulate``), ``network_latency`` and ``network_jitter`` (``"1.3ms"`` or
     seconds: simulate mode's ``spec.network.latency`` and ``jitter``, e.g. from ``meshchaos
-    calibrate``). A ``None`` override is
-    ignored. The result is checked as a file is (``FILE:LINE:COL`` diagnostics), and against
-    what this build can run.
+    calibrate``). A ``None`` override is ignored. The result is checked as a file is
+    (``FILE:LINE:COL`` diagnostics), and against what this build can run.
     """
     unknown = sorted(set(overrides) - set(_OVERRIDES))
     if unknown:
@@ -239,8 +238,7 @@ class Meshchaos:
         Overrides: ``duration``, ``warmup``, ``seed``, ``mode``, ``network_latency``,
         ``network_jitter`` (see :func:`prepare`). An invalid experiment raises ExperimentError
         before anything runs; a run whose SLOs fail does not raise: assert on ``result.passed``,
-        with
-        ``result.explain()`` as the message.
+        with ``result.explain()`` as the message.
         """
         if overrides.get("mode") is None:
             overrides["mode"] = self.mode
